@@ -1,0 +1,200 @@
+"""All settings, read from the environment in this one place (django-environ).
+
+Defaults are embedded and need no server: SQLite, Celery's filesystem broker and the bundled CPU models.
+Setting DATABASE_URL / REDIS_URL switches to PostgreSQL / Redis. With RAG_PRODUCTION=1 a missing secret
+fails at start-up instead of running with a development key.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+PRODUCTION = env.bool("RAG_PRODUCTION", default=False)
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION:
+    SECRET_KEY = env.str("SECRET_KEY")  # no default: fail fast
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+DATA_DIR = Path(env.str("RAG_DATA_DIR", default=str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ingestion",
+    "retrieval",
+    "llm",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ragsite.errors.ErrorMiddleware",
+]
+
+ROOT_URLCONF = "ragsite.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "ragsite.wsgi.application"
+ASGI_APPLICATION = "ragsite.asgi.application"
+
+
+def _database() -> dict[str, Any]:
+    db: dict[str, Any] = env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web server read while a worker writes; IMMEDIATE avoids lock-upgrade deadlocks.
+        db["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    else:
+        db.setdefault("CONN_MAX_AGE", 60)
+        db.setdefault("CONN_HEALTH_CHECKS", True)
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = DATA_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Uploads: the limit is enforced per file by the ingestion service; Django's own limit caps the request.
+MAX_UPLOAD_BYTES = env.int("RAG_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+MAX_UPLOAD_FILES = env.int("RAG_MAX_UPLOAD_FILES", default=50)
+MAX_PDF_PAGES = env.int("RAG_MAX_PDF_PAGES", default=5000)
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+PDF_OCR = env.bool("RAG_PDF_OCR", default=True)
+
+# Redis, when set, is the broker; otherwise kombu's filesystem transport needs no server at all.
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+if not REDIS_URL:
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A task not acknowledged within this time is redelivered: it must exceed the longest hard time limit.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_ROUTES = {"ingestion.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Per-queue limits (seconds): ingestion of a large scanned PDF is long; one answer is not.
+INGEST_SOFT_TIME_LIMIT = env.int("RAG_INGEST_SOFT_TIME_LIMIT", default=3600)
+INGEST_TIME_LIMIT = env.int("RAG_INGEST_TIME_LIMIT", default=3900)
+GPU_SOFT_TIME_LIMIT = env.int("RAG_GPU_SOFT_TIME_LIMIT", default=300)
+GPU_TIME_LIMIT = env.int("RAG_GPU_TIME_LIMIT", default=330)
+
+# Embedding and chunking.
+EMBEDDER = env.str("RAG_EMBEDDER", default="retrieval.embedding.SentenceTransformerEmbedder")
+EMBEDDER_MODEL = env.str("RAG_EMBEDDER_MODEL", default="")  # '' = the bundled all-MiniLM-L6-v2
+EMBED_BATCH_SIZE = env.int("RAG_EMBED_BATCH_SIZE", default=32)
+EMBED_THREADS = env.int("RAG_EMBED_THREADS", default=0)  # 0 = torch's default
+CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=240)
+CHUNK_OVERLAP_TOKENS = env.int("RAG_CHUNK_OVERLAP_TOKENS", default=24)
+
+# The FAISS index: a cache of the database, one file set per collection.
+INDEX_DIR = Path(env.str("RAG_INDEX_DIR", default=str(DATA_DIR / "indexes")))
+FAISS_INDEX_FACTORY = env.str("RAG_FAISS_INDEX_FACTORY", default="Flat")
+SEARCH_TOP_K = env.int("RAG_SEARCH_TOP_K", default=5)
+
+# Answer generation (see llm/generators). The embedded default runs SmolLM2 on the CPU.
+LLM_BACKEND = env.str("RAG_LLM_BACKEND", default="llamacpp")
+LLM_OPTIONS: dict[str, Any] = env.json("RAG_LLM_OPTIONS", default={})
+LLM_MAX_NEW_TOKENS = env.int("RAG_LLM_MAX_NEW_TOKENS", default=384)
+LLM_TEMPERATURE = env.float("RAG_LLM_TEMPERATURE", default=0.1)
+LLM_GUARDRAIL = env.bool("RAG_LLM_GUARDRAIL", default=True)
+ANSWER_TOP_K = env.int("RAG_ANSWER_TOP_K", default=5)
+ANSWER_MIN_SCORE = env.float("RAG_ANSWER_MIN_SCORE", default=0.25)
+ANSWER_REWRITE_WITH_LLM = env.bool("RAG_ANSWER_REWRITE_WITH_LLM", default=True)
+
+# Grounding scorer (see llm/grounding).
+GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="")
+GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default=None)
+GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"event": {"()": "ragsite.logs.EventFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "event"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
