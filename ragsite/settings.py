@@ -179,6 +179,8 @@ ANSWER_REWRITE_WITH_LLM = env.bool("RAG_ANSWER_REWRITE_WITH_LLM", default=True)
 GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="")
 GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default=None)
 GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
+# Prometheus scrapes /metrics with this bearer token (staff sessions may read it too); '' = staff only.
+METRICS_TOKEN = env.str("RAG_METRICS_TOKEN", default="")
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -196,5 +198,9 @@ LOGGING = {
     "formatters": {"event": {"()": "ragsite.logs.EventFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "event"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "faiss.loader": {"level": "WARNING"},
+    },
 }

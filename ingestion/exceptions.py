@@ -1,0 +1,45 @@
+"""Errors of the ingestion app.
+
+`PdfRejected` is permanent: retrying cannot help, so tasks turn it into a FAILED status and show
+`str(exc)` to the person who uploaded the file. Anything else escaping a parser is a bug or an
+infrastructure problem, and is left to the task boundary to log and retry.
+"""
+
+from __future__ import annotations
+
+# The codes the PDF parser uses. Other services may add their own (e.g. 'missing_file'), so
+# `PdfRejected.code` is a plain str rather than a closed Literal.
+PDF_REJECT_CODES = ("not_pdf", "encrypted", "corrupt", "empty", "too_large", "too_many_pages")
+
+
+class IngestionError(Exception):
+    """Base of this app's errors."""
+
+
+class PdfRejected(IngestionError):
+    """Permanent: the file can never be ingested as is.
+
+    `str(exc)` is a message a person can act on: it names the problem and what to do, e.g.
+    'PDF is encrypted: upload it without a password'. `code` is stable, for programs (API clients,
+    metrics); the message may be reworded.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code: str = code
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Celery and multiprocessing pickle exceptions; the default reduce would drop the
+        # keyword-only `code` and fail to rebuild the exception on the other side.
+        return (_pdf_rejected_rebuild, (str(self), self.code))
+
+
+def _pdf_rejected_rebuild(message: str, code: str) -> PdfRejected:
+    return PdfRejected(message, code=code)
+
+
+class OcrFailed(IngestionError):
+    """OCR could not run on one page image (the engine rejected or choked on it).
+
+    The PDF parser records it as a warning for that page and carries on with the others.
+    """

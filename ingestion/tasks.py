@@ -1,0 +1,68 @@
+"""Celery tasks of the `ingest` queue: thin wrappers that take ids and call services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+
+from ingestion import services
+from ragsite.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+# Errors that say "try again later", not "this document is bad".
+TRANSIENT = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=6,
+    soft_time_limit=settings.INGEST_SOFT_TIME_LIMIT,
+    time_limit=settings.INGEST_TIME_LIMIT,
+)
+def ingest_document(self, document_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        services.document_ingest(document_id=document_id)
+    except TRANSIENT:
+        if self.request.retries >= self.max_retries:
+            services.document_fail(
+                document_id=document_id, code="unavailable",
+                message="The database or queue stayed unavailable while ingesting: re-index the document",
+            )
+            return
+        raise
+    except SoftTimeLimitExceeded:
+        services.document_fail(
+            document_id=document_id, code="timeout",
+            message=f"Ingestion took longer than {settings.INGEST_SOFT_TIME_LIMIT} s: split the PDF into smaller files",
+        )
+    except Exception as exc:
+        logger.exception("event=ingest_crashed document=%s", document_id)
+        services.document_fail(
+            document_id=document_id, code="internal",
+            message=f"Ingestion failed unexpectedly ({type(exc).__name__}); the error is logged: re-index to retry",
+        )
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(*TRANSIENT, DatabaseError),
+    retry_backoff=2,
+    max_retries=8,
+    soft_time_limit=settings.INGEST_SOFT_TIME_LIMIT,
+    time_limit=settings.INGEST_TIME_LIMIT,
+)
+def sync_collection_index(collection_id: int) -> None:
+    services.collection_index_sync(collection_id=collection_id)
+    log_event(logger, "index_sync_task_done", collection=collection_id)

@@ -1,0 +1,151 @@
+"""Staff pages: upload PDFs, watch their progress, delete or re-index them. Thin: services do the work."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from ingestion import services
+from ingestion.models import Collection, Document
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "application/pdf,.pdf"}))
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self, data: object, initial: object = None) -> list[object]:
+        items = data if isinstance(data, list | tuple) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in items]
+
+
+class UploadForm(forms.Form):
+    collection = forms.ModelChoiceField(queryset=Collection.objects.all(), empty_label=None)
+    files = MultipleFileField(label="PDF files")
+
+    def clean_files(self) -> list[object]:
+        files: list[object] = self.cleaned_data["files"]
+        if len(files) > settings.MAX_UPLOAD_FILES:
+            raise forms.ValidationError(f"At most {settings.MAX_UPLOAD_FILES} files at once; upload the rest next")
+        return files
+
+
+class CollectionForm(forms.ModelForm):
+    class Meta:
+        model = Collection
+        fields = ["name", "description"]
+
+
+def document_json(document: Document) -> dict[str, object]:
+    return {
+        "id": document.id,
+        "name": document.original_name,
+        "collection": document.collection_id,
+        "status": document.status,
+        "progress": round(document.progress, 3),
+        "stage": document.stage,
+        "page_count": document.page_count,
+        "size": document.size,
+        "error": document.error,
+        "error_code": document.error_code,
+        "warnings": document.warnings,
+        "created_at": document.created_at.isoformat(),
+        "finished_at": document.finished_at.isoformat() if document.finished_at else None,
+    }
+
+
+def _selected_collection(request: HttpRequest) -> Collection | None:
+    slug = request.GET.get("collection")
+    if slug:
+        return get_object_or_404(Collection, slug=slug)
+    return Collection.objects.first()
+
+
+@staff_member_required
+@require_GET
+def documents_page(request: HttpRequest) -> HttpResponse:
+    collection = _selected_collection(request)
+    documents = collection.documents.all() if collection else Document.objects.none()
+    return render(
+        request,
+        "ingestion/documents.html",
+        {
+            "collection": collection,
+            "collections": Collection.objects.all(),
+            "documents": documents,
+            "form": UploadForm(initial={"collection": collection}),
+            "collection_form": CollectionForm(),
+            "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
+        },
+    )
+
+
+@staff_member_required
+@require_POST
+def documents_upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("documents")
+    collection = form.cleaned_data["collection"]
+    outcomes = [
+        services.document_upload(collection=collection, upload=f, user=request.user)
+        for f in form.cleaned_data["files"]
+    ]
+    for outcome in outcomes:
+        level = messages.SUCCESS if outcome.created and outcome.document.status != "failed" else messages.WARNING
+        messages.add_message(request, level, outcome.message)
+    return redirect(f"{reverse('documents')}?collection={collection.slug}")
+
+
+@staff_member_required
+@require_POST
+def collection_create(request: HttpRequest) -> HttpResponse:
+    form = CollectionForm(request.POST)
+    if form.is_valid():
+        collection = form.save()
+        messages.success(request, f"Collection {collection.name} created")
+        return redirect(f"{reverse('documents')}?collection={collection.slug}")
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+    return redirect("documents")
+
+
+@staff_member_required
+@require_GET
+def documents_status(request: HttpRequest) -> JsonResponse:
+    collection = _selected_collection(request)
+    documents = collection.documents.all() if collection else Document.objects.none()
+    return JsonResponse({"documents": [document_json(d) for d in documents]})
+
+
+@staff_member_required
+@require_POST
+def document_delete(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = get_object_or_404(Document, id=document_id)
+    slug = document.collection.slug
+    services.document_delete(document=document)
+    messages.success(request, f"{document.original_name} deleted")
+    return redirect(f"{reverse('documents')}?collection={slug}")
+
+
+@staff_member_required
+@require_POST
+def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = get_object_or_404(Document, id=document_id)
+    services.document_reindex(document=document)
+    messages.success(request, f"{document.original_name} queued for re-indexing")
+    return redirect(f"{reverse('documents')}?collection={document.collection.slug}")

@@ -1,0 +1,133 @@
+"""Shared fixtures: real parts only. A session-wide data dir, a real Celery worker process, the eval data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_DIR = ROOT.parent / "shared" / "eval"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def eval_dir(*parts: str) -> Path:
+    """A folder of ../shared/eval, or a skip naming what is missing."""
+    path = EVAL_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the shared evaluation data beside the checkout")
+    return path
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test process and worker shares one temporary data dir: uploaded files and FAISS indexes."""
+    root = tmp_path_factory.mktemp("ragdata")
+    settings.DATA_DIR = root
+    settings.MEDIA_ROOT = root / "media"
+    settings.INDEX_DIR = root / "indexes"
+    return root
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DATABASE_URL=database_url(),
+        RAG_DATA_DIR=str(data_dir),
+        RAG_INDEX_DIR=str(settings.INDEX_DIR),
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="ragsite.settings",
+    )
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess; its log is kept for assertions and failure reports."""
+
+    def __init__(self, env: dict[str, str], log: Path, queues: str = "ingest,gpu", name: str = "test") -> None:
+        self.log = log
+        self.cmd = [
+            sys.executable, "-m", "celery", "-A", "ragsite", "worker", "-Q", queues, "-P", "solo",
+            "--loglevel", "INFO", "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 180) -> WorkerProcess:
+        fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        wait_for(self._ready, timeout=timeout, interval=0.5, what=f"the worker to be ready (log: {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+        return " ready." in self.log_text()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def purge_broker() -> None:
+    if settings.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: Any, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One worker for the session, consuming both queues, against the test database and the real broker."""
+    if not settings.REDIS_URL:
+        pytest.fail("REDIS_URL is not set: run the tests with `make test` (Redis on 127.0.0.1:6379)")
+    purge_broker()
+    with django_db_blocker.unblock():
+        env = worker_env(data_dir)
+    worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log").start()
+    yield worker
+    worker.stop()
