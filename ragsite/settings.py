@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "retrieval",
     "llm",
     "chat",
+    "api",
 ]
 
 MIDDLEWARE = [

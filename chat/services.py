@@ -1,0 +1,283 @@
+"""Asking and answering: conversations, retrieval for answering, generation, and the answer record.
+
+`answer_ask` runs in web processes (it only records the question and queues work). `answer_generate`
+runs on the `gpu` queue, in the one process per GPU that holds the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from api.models import ApiKey
+from chat.exceptions import ChatError, ConversationNotFound, QuestionInvalid
+from chat.models import Answer, Conversation
+from ingestion.models import Collection
+from llm.citations import citations_parse
+from llm.generators import ChatMessage, GenerationParams, Generator, generator_get
+from llm.prompts import (
+    NOT_IN_DOCUMENTS,
+    PromptPassage,
+    prompt_build,
+    standalone_query_build,
+    standalone_query_heuristic,
+    standalone_query_select,
+)
+from ragsite.logs import log_event
+from retrieval.services import Passage, chunks_search
+
+logger = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 4000
+HISTORY_TURNS = 3
+# How often streamed text is written to the database for readers (SSE views) to pick up.
+FLUSH_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    query: str
+    passages: tuple[Passage, ...]
+    ms: float
+
+
+def conversation_create(
+    *, collection: Collection, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None, title: str = ""
+) -> Conversation:
+    return Conversation.objects.create(collection=collection, user=user, api_key=api_key, title=title[:200])
+
+
+def conversations_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Conversation]:
+    if not user.is_authenticated:
+        return []
+    return list(Conversation.objects.filter(user_id=user.pk).select_related("collection")[:100])
+
+
+def conversation_get(*, conversation_id: int, user: AbstractBaseUser | AnonymousUser) -> Conversation:
+    conversation = Conversation.objects.select_related("collection").filter(id=conversation_id, user_id=user.pk).first()
+    if conversation is None:
+        raise ConversationNotFound(f"Conversation {conversation_id} does not exist or is not yours")
+    return conversation
+
+
+def question_clean(question: str) -> str:
+    question = " ".join(question.split())
+    if not question:
+        raise QuestionInvalid("The question is empty: type a question about the documents")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionInvalid(
+            f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it"
+        )
+    return question
+
+
+def _enqueue_generate(answer_id: int) -> None:
+    from chat.tasks import generate_answer
+
+    transaction.on_commit(lambda: generate_answer.delay(answer_id))
+
+
+def answer_ask(*, conversation: Conversation, question: str, source: str = Answer.Source.CHAT) -> Answer:
+    """Record the question and queue its answer; the answer streams into the returned row."""
+    question = question_clean(question)
+    with transaction.atomic():
+        answer = Answer.objects.create(conversation=conversation, question=question, source=source)
+        if not conversation.title:
+            Conversation.objects.filter(id=conversation.id).update(title=question[:200])
+        else:
+            Conversation.objects.filter(id=conversation.id).update(updated_at=timezone.now())
+        _enqueue_generate(answer.id)
+    log_event(logger, "answer_asked", answer=answer.id, conversation=conversation.id, source=source)
+    return answer
+
+
+def _history(answer: Answer) -> list[ChatMessage]:
+    earlier = (
+        Answer.objects.filter(conversation_id=answer.conversation_id, id__lt=answer.id, status=Answer.Status.DONE)
+        .order_by("-id")
+        .values_list("question", "text")[:HISTORY_TURNS]
+    )
+    messages: list[ChatMessage] = []
+    for question, text in reversed(list(earlier)):
+        messages += [ChatMessage(role="user", content=question), ChatMessage(role="assistant", content=text)]
+    return messages
+
+
+def standalone_query(*, question: str, history: Sequence[ChatMessage], generator: Generator | None) -> str:
+    """A search query that stands on its own: follow-ups ("and in 2023?") get the context they refer to."""
+    if not history:
+        return question
+    if generator is None or not settings.ANSWER_REWRITE_WITH_LLM:
+        return standalone_query_heuristic(question=question, history=history)
+    params = GenerationParams(max_new_tokens=64, temperature=0.0)
+    rewrite = "".join(generator.stream(messages=standalone_query_build(question=question, history=history), params=params))
+    return standalone_query_select(rewrite=rewrite, question=question, history=history)
+
+
+def passages_retrieve(*, collection_id: int, query: str, k: int, min_score: float) -> Retrieved:
+    t0 = time.perf_counter()
+    passages = tuple(p for p in chunks_search(collection_id=collection_id, query=query, k=k) if p.score >= min_score)
+    return Retrieved(query=query, passages=passages, ms=(time.perf_counter() - t0) * 1000)
+
+
+def _passage_records(passages: Sequence[Passage]) -> list[dict[str, object]]:
+    return [
+        {
+            "n": n, "chunk_id": p.chunk_id, "document_id": p.document_id, "document_name": p.document_name,
+            "page_start": p.page_start, "page_end": p.page_end, "score": round(p.score, 4),
+        }
+        for n, p in enumerate(passages, start=1)
+    ]
+
+
+class _Flusher:
+    """Appends streamed text to the answer row at most every FLUSH_SECONDS."""
+
+    def __init__(self, answer_id: int) -> None:
+        self.answer_id = answer_id
+        self.parts: list[str] = []
+        self._last = 0.0
+
+    def add(self, piece: str) -> None:
+        self.parts.append(piece)
+        now = time.monotonic()
+        if now - self._last >= FLUSH_SECONDS:
+            self._last = now
+            Answer.objects.filter(id=self.answer_id).update(text="".join(self.parts))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _stream_into(answer: Answer, pieces: Iterator[str]) -> tuple[str, float | None, int]:
+    """Consume the generator's stream into the row; return text, time to first token (ms), piece count."""
+    flusher = _Flusher(answer.id)
+    t0 = time.perf_counter()
+    ttft: float | None = None
+    count = 0
+    for piece in pieces:
+        if ttft is None:
+            ttft = (time.perf_counter() - t0) * 1000
+        count += 1
+        flusher.add(piece)
+    return flusher.text.strip(), ttft, count
+
+
+def answer_generate(*, answer_id: int) -> Answer:
+    """Retrieve, prompt, generate (streaming into the row), record citations and timings, then score."""
+    answer = Answer.objects.select_related("conversation").get(id=answer_id)
+    if answer.status in (Answer.Status.DONE, Answer.Status.FAILED):
+        return answer  # a redelivered task: the answer is already final
+    conversation = answer.conversation
+    Answer.objects.filter(id=answer_id).update(status=Answer.Status.STREAMING, text="")
+    generator = generator_get()
+    generator.warm_up()
+    history = _history(answer)
+    query = standalone_query(question=answer.question, history=history, generator=generator)
+    found = passages_retrieve(
+        collection_id=conversation.collection_id, query=query, k=settings.ANSWER_TOP_K, min_score=settings.ANSWER_MIN_SCORE
+    )
+    fields: dict[str, object] = {
+        "standalone_query": query, "retrieval_ms": found.ms, "backend": generator.backend,
+        "model_name": generator.model_name, "quantization": generator.quantization,
+    }
+    if not found.passages:
+        # Nothing relevant: say so without spending the model's time on a guess.
+        fields.update(text=NOT_IN_DOCUMENTS, model_called=False, passages=[], citations=[])
+        return _finish(answer_id, fields)
+    built = prompt_build(
+        question=answer.question,
+        passages=[PromptPassage(p.chunk_id, p.document_name, p.page_start, p.page_end, p.text, p.score) for p in found.passages],
+        history=history,
+        generator=generator,
+        max_new_tokens=settings.LLM_MAX_NEW_TOKENS,
+        guardrail=settings.LLM_GUARDRAIL,
+    )
+    used = {p.chunk_id for p in built.passages}
+    passages = [p for p in found.passages if p.chunk_id in used]
+    passages.sort(key=lambda p: [b.chunk_id for b in built.passages].index(p.chunk_id))
+    Answer.objects.filter(id=answer_id).update(passages=_passage_records(passages), prompt_tokens=built.prompt_tokens)
+    params = GenerationParams(max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE)
+    t0 = time.perf_counter()
+    text, ttft, pieces = _stream_into(answer, generator.stream(messages=built.messages, params=params))
+    total_ms = (time.perf_counter() - t0) * 1000
+    completion = generator.count_tokens([ChatMessage(role="assistant", content=text)]) - generator.count_tokens(
+        [ChatMessage(role="assistant", content="")]
+    ) if text else 0
+    decode_s = max((total_ms - (ttft or 0.0)) / 1000, 1e-6)
+    fields.update(
+        text=text or NOT_IN_DOCUMENTS, model_called=True, passages=_passage_records(passages),
+        citations=list(citations_parse(answer=text, passage_count=len(passages))),
+        ttft_ms=ttft, generation_ms=total_ms, completion_tokens=max(completion, pieces),
+        tokens_per_second=(max(completion, pieces) - 1) / decode_s if pieces > 1 else None,
+    )
+    return _finish(answer_id, fields)
+
+
+def _finish(answer_id: int, fields: dict[str, object]) -> Answer:
+    Answer.objects.filter(id=answer_id).update(status=Answer.Status.DONE, finished_at=timezone.now(), **fields)
+    answer = Answer.objects.get(id=answer_id)
+    log_event(
+        logger, "answer_generated", answer=answer.id, backend=answer.backend, model_called=answer.model_called,
+        passages=len(answer.passages), citations=len(answer.citations), prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens, retrieval_ms=answer.retrieval_ms, ttft_ms=answer.ttft_ms,
+        generation_ms=answer.generation_ms, tokens_per_second=answer.tokens_per_second,
+    )
+    return answer
+
+
+def answer_fail(*, answer_id: int, message: str) -> None:
+    Answer.objects.filter(id=answer_id).update(status=Answer.Status.FAILED, error=message, finished_at=timezone.now())
+    log_event(logger, "answer_failed", level=logging.WARNING, answer=answer_id)
+
+
+def answer_passage_texts(*, answer: Answer) -> list[str]:
+    """The texts of the passages the answer was given, in prompt order (for grounding and display)."""
+    from ingestion.models import Chunk
+
+    ids = [int(p["chunk_id"]) for p in answer.passages]  # type: ignore[call-overload]
+    texts = dict(Chunk.objects.filter(id__in=ids).values_list("id", "text"))
+    return [texts.get(i, "") for i in ids]
+
+
+def grounding_warm_up() -> None:
+    from llm.grounding import scorer_get
+
+    scorer_get().warm_up()
+
+
+def answer_ground(*, answer_id: int) -> Answer:
+    """Score how well the answer is supported by its passages and store the result beside it."""
+    from llm.grounding import scorer_get
+
+    answer = Answer.objects.get(id=answer_id)
+    if answer.status != Answer.Status.DONE or answer.grounding_score is not None:
+        return answer
+    t0 = time.perf_counter()
+    result = scorer_get().score(answer=answer.text, passages=answer_passage_texts(answer=answer), question=answer.question)
+    ms = (time.perf_counter() - t0) * 1000
+    spans = [
+        {"start": s.start, "end": s.end, "text": s.text, "support": round(s.support, 4)} for s in result.unsupported
+    ]
+    Answer.objects.filter(id=answer_id).update(
+        grounding_score=result.score, grounding_flagged=result.flagged, grounding_threshold=result.threshold,
+        grounding_scorer=result.scorer, grounding_version=result.version, grounding_spans=spans, grounding_ms=ms,
+    )
+    log_event(
+        logger, "answer_grounded", answer=answer_id, collection=answer.conversation.collection_id,
+        backend=answer.backend, score=round(result.score, 4), flagged=result.flagged, threshold=result.threshold,
+        scorer=result.scorer, version=result.version, unsupported=len(spans), ms=round(ms, 1),
+    )
+    answer.refresh_from_db()
+    return answer
+
+
+__all__ = ["ChatError", "answer_ask", "answer_generate", "answer_fail", "conversation_create"]

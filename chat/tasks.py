@@ -1,0 +1,73 @@
+"""Celery tasks of the `gpu` queue. The worker runs one process per GPU (solo pool); the model is loaded once,
+when the worker starts, so the first question does not pay for it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from chat import services
+from llm.exceptions import LlmError
+from ragsite.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def _warm_up(sender: Any = None, **_: Any) -> None:
+    queues = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
+    if "gpu" not in queues:
+        return
+    from llm.generators import generator_get
+    from retrieval.embedding import embedder_get
+
+    generator = generator_get()
+    generator.warm_up()
+    embedder_get().warm_up()
+    services.grounding_warm_up()
+    log_event(logger, "gpu_worker_warm", backend=generator.backend, model=generator.model_name)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=settings.GPU_SOFT_TIME_LIMIT,
+    time_limit=settings.GPU_TIME_LIMIT,
+)
+def generate_answer(self, answer_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        services.answer_generate(answer_id=answer_id)
+    except (OperationalError, InterfaceError):
+        if self.request.retries >= self.max_retries:
+            services.answer_fail(answer_id=answer_id, message="The database was unavailable: ask again")
+            return
+        raise
+    except SoftTimeLimitExceeded:
+        services.answer_fail(
+            answer_id=answer_id, message=f"Answering took longer than {settings.GPU_SOFT_TIME_LIMIT} s: ask again later"
+        )
+        return
+    except LlmError as exc:
+        services.answer_fail(answer_id=answer_id, message=str(exc))
+        return
+    except Exception as exc:
+        logger.exception("event=generate_crashed answer=%s", answer_id)
+        services.answer_fail(answer_id=answer_id, message=f"Answering failed unexpectedly ({type(exc).__name__}): ask again")
+        return
+    score_answer.delay(answer_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3)
+def score_answer(answer_id: int) -> None:
+    """Grounding runs after the answer has streamed, so it never delays it."""
+    services.answer_ground(answer_id=answer_id)

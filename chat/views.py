@@ -1,0 +1,170 @@
+"""Chat pages for signed-in users: conversations, asking, the streamed answer (SSE), passages, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import services
+from chat.exceptions import ChatError, ConversationNotFound
+from chat.models import Answer
+from chat.rendering import answer_html
+from ingestion.models import Chunk, Collection
+from ingestion.services import collections_visible
+
+# An SSE stream gives up after this long without the answer finishing (the worker may be down).
+STREAM_TIMEOUT_S = 600.0
+POLL_S = 0.1
+
+
+def _collection_for(user: AbstractBaseUser | AnonymousUser, collection_id: int) -> Collection:
+    for collection in collections_visible(user=user):
+        if collection.id == collection_id:
+            return collection
+    raise Http404("No such collection")
+
+
+def answer_payload(answer: Answer) -> dict[str, object]:
+    """What the browser needs to show a finished answer: safe HTML, citations, grounding."""
+    urls = {int(p["n"]): reverse("passage", args=[p["chunk_id"]]) + f"?answer={answer.id}" for p in answer.passages}  # type: ignore[call-overload, index]
+    return {
+        "id": answer.id,
+        "status": answer.status,
+        "html": answer_html(text=answer.text, passage_urls=urls, unsupported=answer.grounding_spans or []),
+        "error": answer.error,
+        "citations": [p for p in answer.passages if p["n"] in answer.citations],  # type: ignore[index, operator]
+        "passages": answer.passages,
+        "grounding": None
+        if answer.grounding_score is None
+        else {
+            "score": round(answer.grounding_score, 3),
+            "flagged": answer.grounding_flagged,
+            "threshold": answer.grounding_threshold,
+            "unsupported": answer.grounding_spans,
+        },
+        "feedback": answer.feedback,
+    }
+
+
+@login_required
+@require_GET
+def chat_page(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
+    conversation = None
+    answers: list[dict[str, object]] = []
+    if conversation_id is not None:
+        try:
+            conversation = services.conversation_get(conversation_id=conversation_id, user=request.user)
+        except ConversationNotFound as exc:
+            raise Http404(str(exc)) from exc
+        answers = [{"answer": a, "payload": answer_payload(a)} for a in conversation.answers.all()]
+    return render(
+        request,
+        "chat/chat.html",
+        {
+            "conversation": conversation,
+            "conversations": services.conversations_for(user=request.user),
+            "collections": collections_visible(user=request.user),
+            "answers": answers,
+        },
+    )
+
+
+@login_required
+@require_POST
+def ask(request: HttpRequest) -> JsonResponse:
+    """Ask in an existing conversation (conversation id) or start one (collection id); returns the answer id."""
+    try:
+        if request.POST.get("conversation"):
+            conversation = services.conversation_get(conversation_id=int(request.POST["conversation"]), user=request.user)
+        else:
+            collection = _collection_for(request.user, int(request.POST.get("collection") or 0))
+            conversation = services.conversation_create(collection=collection, user=request.user)  # type: ignore[arg-type]
+        answer = services.answer_ask(conversation=conversation, question=request.POST.get("question", ""))
+    except (ChatError, ValueError) as exc:
+        return JsonResponse({"error": {"code": "bad_request", "message": str(exc)}}, status=400)
+    return JsonResponse(
+        {
+            "answer": answer.id,
+            "conversation": conversation.id,
+            "conversation_url": reverse("conversation", args=[conversation.id]),
+            "stream_url": reverse("answer-stream", args=[answer.id]),
+        }
+    )
+
+
+def _owned_answer(answer_id: int, user_id: object) -> Answer:
+    return get_object_or_404(Answer.objects.select_related("conversation"), id=answer_id, conversation__user_id=user_id)
+
+
+def _sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _answer_events(answer_id: int) -> AsyncIterator[str]:
+    sent = 0
+    waited = 0.0
+    finished = False
+    while waited < STREAM_TIMEOUT_S:
+        answer = await Answer.objects.aget(id=answer_id)
+        if len(answer.text) > sent and answer.status != Answer.Status.PENDING:
+            yield _sse("token", {"text": answer.text[sent:]})
+            sent = len(answer.text)
+        if answer.status in (Answer.Status.DONE, Answer.Status.FAILED) and not finished:
+            finished = True
+            yield _sse("done", await sync_to_async(answer_payload)(answer))
+            if answer.status == Answer.Status.FAILED or not answer.text:
+                return
+        if finished and answer.grounding_score is not None:
+            yield _sse("grounding", await sync_to_async(answer_payload)(answer))
+            return
+        await asyncio.sleep(POLL_S)
+        waited += POLL_S
+    if not finished:
+        yield _sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
+
+
+async def answer_stream(request: HttpRequest, answer_id: int) -> HttpResponse:
+    user = await request.auser()
+    if not user.is_authenticated:
+        return JsonResponse({"error": {"code": "unauthenticated", "message": "Sign in first"}}, status=401)
+    exists = await Answer.objects.filter(id=answer_id, conversation__user_id=user.pk).aexists()
+    if not exists:
+        raise Http404("No such answer")
+    response = StreamingHttpResponse(_answer_events(answer_id), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
+    return response
+
+
+@login_required
+@require_GET
+def answer_detail(request: HttpRequest, answer_id: int) -> JsonResponse:
+    return JsonResponse(answer_payload(_owned_answer(answer_id, request.user.pk)))
+
+
+@login_required
+@require_GET
+def passage(request: HttpRequest, chunk_id: int) -> HttpResponse:
+    chunk = get_object_or_404(Chunk.objects.select_related("document__collection"), id=chunk_id)
+    _collection_for(request.user, chunk.document.collection_id)  # 404 unless the user may see it
+    return render(request, "chat/passage.html", {"chunk": chunk, "document": chunk.document})
+
+
+@login_required
+@require_POST
+def feedback(request: HttpRequest, answer_id: int) -> JsonResponse:
+    answer = _owned_answer(answer_id, request.user.pk)
+    value = {"up": 1, "down": -1}.get(request.POST.get("value", ""))
+    if value is None:
+        return JsonResponse({"error": {"code": "bad_request", "message": "value must be 'up' or 'down'"}}, status=400)
+    Answer.objects.filter(id=answer.id).update(feedback=value, feedback_comment=request.POST.get("comment", "")[:2000])
+    return JsonResponse({"ok": True, "feedback": value})

@@ -1,0 +1,177 @@
+"""The pages in a real browser (Debian's chromium through Playwright) against the real ASGI server and worker."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from ingestion.models import Collection, Document
+from ingestion.services import document_upload
+from tests.conftest import ROOT, WorkerProcess, wait_for, worker_env
+from tests.pdf_factory import make_text_pdf
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+SCRIPT_TEXT = "<script>window.__pwned = 1</script>"
+PASSWORD = "pw-browser-123456"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def asgi_server(celery_worker_process: WorkerProcess, data_dir: Path, django_db_blocker: object) -> Iterator[str]:
+    """uvicorn serving the project against the test database: SSE needs a real ASGI server."""
+    port = _free_port()
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        env = worker_env(data_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "ragsite.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(f"{url}/accounts/login/", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=60, what="uvicorn to answer")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def _login(page: object, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")  # type: ignore[attr-defined]
+    page.fill("input[name=username]", username)  # type: ignore[attr-defined]
+    page.fill("input[name=password]", PASSWORD)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+
+
+def test_ask_in_the_browser_streams_and_citation_opens_the_page(
+    asgi_server: str, browser_page: object, tmp_path: Path
+) -> None:
+    page = browser_page
+    collection = Collection.objects.create(name="Fleet")
+    user = get_user_model().objects.create_user("dana", password=PASSWORD)
+    collection.members.add(user)
+    pdf = make_text_pdf(
+        tmp_path / "fleet.pdf",
+        [
+            "Fleet overview. The company operates forty delivery vans in three cities.",
+            "The Otter R2 battery lasts about 10 hours of typical operation. A full charge takes 90 minutes.",
+            f"Appendix. Raw markup from a web page follows: {SCRIPT_TEXT} End of appendix.",
+        ],
+    )
+    document_upload(collection=collection, upload=SimpleUploadedFile(f"Fleet {SCRIPT_TEXT}.pdf", pdf.read_bytes()), user=None)
+    wait_for(lambda: Document.objects.filter(status="ready").exists(), timeout=180, what="the PDF to be ready")
+
+    _login(page, asgi_server, "dana")
+    page.fill("#question", "How long does the Otter R2 battery last?")  # type: ignore[attr-defined]
+    page.click("#ask-button")  # type: ignore[attr-defined]
+    body = page.locator(".qa .answer-body").last  # type: ignore[attr-defined]
+    # While streaming, the text grows in the page before the answer is final.
+    page.wait_for_selector(".qa .answer.streaming", timeout=30_000)  # type: ignore[attr-defined]
+    lengths = set()
+    for _ in range(40):
+        lengths.add(len(body.inner_text()))
+        if page.locator(".qa .answer.streaming").count() == 0:  # type: ignore[attr-defined]
+            break
+        page.wait_for_timeout(100)  # type: ignore[attr-defined]
+    page.wait_for_selector(".qa .answer:not(.streaming)", timeout=180_000)  # type: ignore[attr-defined]
+    assert len(lengths) >= 2, "the answer did not arrive in pieces"
+    page.wait_for_selector(".qa .grounding.grounded, .qa .grounding.flagged", timeout=120_000)  # type: ignore[attr-defined]
+
+    # Citations list the retrieved passages' documents and pages; the battery passage is on page 2.
+    link = page.locator(".qa .citations a").first  # type: ignore[attr-defined]
+    if link.count() == 0:  # the small model did not cite: open the passage from the record instead
+        pytest.fail("the answer shows no citation links")
+    link.click()
+    page.wait_for_selector("#passage-text")  # type: ignore[attr-defined]
+    assert "Page" in page.inner_text("main")  # type: ignore[attr-defined]
+    assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
+
+
+def test_script_in_documents_and_names_shows_as_text(
+    asgi_server: str, browser_page: object, tmp_path: Path
+) -> None:
+    page = browser_page
+    collection = Collection.objects.create(name="Markup")
+    get_user_model().objects.create_user("root2", password=PASSWORD, is_staff=True)
+    pdf = make_text_pdf(tmp_path / "markup.pdf", [f"Raw markup from a web page follows: {SCRIPT_TEXT} and more text."])
+    document = document_upload(
+        collection=collection, upload=SimpleUploadedFile(f"{SCRIPT_TEXT}.pdf", pdf.read_bytes()), user=None
+    ).document
+    wait_for(lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready")
+    chunk = document.chunks.first()
+    assert chunk is not None
+
+    _login(page, asgi_server, "root2")
+    page.goto(f"{asgi_server}/documents/?collection={collection.slug}")  # type: ignore[attr-defined]
+    assert SCRIPT_TEXT in page.inner_text("table.documents")  # type: ignore[attr-defined]
+    page.goto(f"{asgi_server}/passages/{chunk.id}/")  # type: ignore[attr-defined]
+    assert "window.__pwned" in page.inner_text("#passage-text")  # type: ignore[attr-defined]
+    assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
+
+
+def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
+    asgi_server: str, browser_page: object, tmp_path: Path
+) -> None:
+    page = browser_page
+    collection = Collection.objects.create(name="Uploads")
+    get_user_model().objects.create_user("stan", password=PASSWORD, is_staff=True)
+    files = [
+        str(make_text_pdf(tmp_path / f"memo-{i}.pdf", [f"Memo {i}. " + "Quarterly numbers follow in prose. " * 40] * 3))
+        for i in range(3)
+    ]
+    (tmp_path / "notes.pdf").write_bytes(b"this is a text file renamed to pdf")
+    files.append(str(tmp_path / "notes.pdf"))
+
+    _login(page, asgi_server, "stan")
+    page.goto(f"{asgi_server}/documents/?collection={collection.slug}")  # type: ignore[attr-defined]
+    page.set_input_files("input[name=files]", files)  # type: ignore[attr-defined]
+    page.click("#upload-form button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("tr[data-id]", timeout=30_000)  # type: ignore[attr-defined]
+    assert page.locator("tr[data-id]").count() == 4  # type: ignore[attr-defined]
+    # Each row has a progress bar that the page updates until every document is finished.
+    assert page.locator("tr[data-id] .bar[role=progressbar]").count() == 4  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => document.querySelectorAll('tr[data-status=ready]').length === 3"
+        " && document.querySelectorAll('tr[data-status=failed]').length === 1",
+        timeout=240_000,
+    )
+    bars = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        "tr[data-status=ready] .bar", "els => els.map(e => e.getAttribute('aria-valuenow'))"
+    )
+    assert bars == ["100"] * 3
+    failed = page.inner_text("tr[data-status=failed]")  # type: ignore[attr-defined]
+    assert "not a PDF" in failed
