@@ -1,0 +1,298 @@
+"""Transformers backend: any causal LM with a chat template, 4-bit NF4 through bitsandbytes by default.
+
+Mistral-7B-Instruct and Mixtral-8x7B-Instruct go through the same code: nothing here is specific to a
+model beyond what its config and tokenizer say.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import TemplateError
+
+from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
+from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system, pieces_cut_at_stop
+from ragsite.logs import log_event
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
+# Mistral v0.2 accepts 32k tokens, but prefill time and KV-cache memory grow with the prompt and a RAG
+# prompt of a few passages needs far less; raise `max_context` where the GPU allows.
+DEFAULT_MAX_CONTEXT = 8192
+
+
+class TransformersGenerator:
+    backend = "transformers"
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        quantization: str = "nf4",
+        double_quant: bool = True,
+        device_map: str | None = None,
+        local_files_only: bool | None = None,
+        max_context: int | None = DEFAULT_MAX_CONTEXT,
+    ) -> None:
+        if quantization not in ("nf4", "none"):
+            raise GeneratorUnavailable(
+                f"Unknown quantization {quantization!r} for {model}: use 'nf4' (4-bit) or 'none'."
+            )
+        self.model_name = model
+        self._quant = quantization
+        self._double_quant = double_quant
+        self._device_map = device_map
+        self._local_files_only = local_files_only
+        self._max_context = max_context
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._context_window = 0
+        # Learned on the first template call: does this template reject a 'system' role?
+        self._fold_system = False
+
+    @property
+    def quantization(self) -> str:
+        if self._quant == "nf4":
+            extra = ", double-quant" if self._double_quant else ""
+            return f"nf4-4bit (bnb, bf16 compute{extra})"
+        if self._model is None:
+            return "none (full precision)"
+        return f"none ({str(self._model.dtype).removeprefix('torch.')})"
+
+    @property
+    def context_window(self) -> int:
+        """From the model's config.json: readable without loading the weights (or importing torch)."""
+        if not self._context_window:
+            from transformers import AutoConfig
+
+            try:
+                config = AutoConfig.from_pretrained(self.model_name, local_files_only=self._offline())
+            except (OSError, ValueError) as exc:
+                raise self._unavailable(exc) from exc
+            self._context_window = _context_window(config, self._max_context)
+        return self._context_window
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _offline(self) -> bool:
+        from huggingface_hub import constants as hub_constants
+
+        return bool(
+            hub_constants.HF_HUB_OFFLINE if self._local_files_only is None else self._local_files_only
+        )
+
+    def _unavailable(self, exc: Exception) -> GeneratorUnavailable:
+        return GeneratorUnavailable(
+            f"Cannot load the transformers model {self.model_name!r} ({exc}). Set LLM_OPTIONS 'model' "
+            f"to a local directory holding it, or download it once with `hf download {self.model_name}` "
+            "where the hub is reachable."
+        )
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+        started = time.monotonic()
+        offline = self._offline()
+        on_cuda = torch.cuda.is_available() and self._device_map != "cpu"
+        device_map = self._device_map or ("auto" if on_cuda else "cpu")
+        kwargs: dict[str, Any] = {"local_files_only": offline, "device_map": device_map}
+        if self._quant == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_use_double_quant=self._double_quant,
+            )
+        else:
+            # Full precision: bf16 where the GPU has it, fp32 on the CPU where bf16 matmuls are slow.
+            kwargs["dtype"] = torch.bfloat16 if on_cuda else torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=offline)
+            model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs)
+        except (OSError, ValueError, ImportError) as exc:
+            raise self._unavailable(exc) from exc
+        if tokenizer.chat_template is None:
+            raise GeneratorUnavailable(
+                f"The tokenizer of {self.model_name!r} has no chat template: use an instruct/chat model."
+            )
+        model.eval()
+        self._tokenizer = tokenizer
+        self._context_window = _context_window(model.config, self._max_context)
+        self._model = model  # last: warm_up's unlocked fast path reads it
+        log_event(
+            logger,
+            "generator_loaded",
+            backend=self.backend,
+            model=self.model_name,
+            quantization=self.quantization,
+            device_map=str(device_map),
+            device=str(model.device),
+            context_window=self._context_window,
+            seconds=time.monotonic() - started,
+        )
+
+    def _prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        ids, self._fold_system = chat_template_ids(
+            tokenizer=self._tokenizer, messages=messages, fold_system=self._fold_system
+        )
+        return ids
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        self.warm_up()
+        return len(self._prompt_ids(messages))
+
+    def stream(self, *, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        self.warm_up()
+        ids = self._prompt_ids(messages)
+        room = self._context_window - len(ids)
+        if room <= 0:
+            raise ContextOverflow(
+                f"The prompt has {len(ids)} tokens but {self.model_name} accepts {self._context_window}: "
+                "send fewer passages or a shorter conversation."
+            )
+        max_new = min(params.max_new_tokens, room)
+        return pieces_cut_at_stop(self._generate(ids, params, max_new), params.stop)
+
+    def _generate(self, ids: list[int], params: GenerationParams, max_new: int) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        cancel = threading.Event()
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = self._generate_kwargs(ids, params, max_new, streamer=streamer, cancel=cancel)
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self._model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - thread boundary: re-raised in the consumer below
+                failures.append(exc)
+                streamer.end()  # unblock the consumer, which otherwise waits for a token forever
+
+        thread = threading.Thread(target=run, name="hf-generate", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+            if failures:
+                raise GenerationFailed(
+                    f"Generation with {self.model_name} failed: {failures[0]!r}"
+                ) from failures[0]
+        finally:
+            # Runs on normal end and when the consumer closes us early: generate() sees the event at
+            # its next token and returns, so no thread keeps the model busy after the caller is gone.
+            cancel.set()
+            thread.join()
+
+    def _generate_kwargs(
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        max_new: int,
+        *,
+        streamer: Any,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        input_ids = torch.tensor([ids], device=self._model.device)
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "streamer": streamer,
+            "max_new_tokens": max_new,
+            "stopping_criteria": StoppingCriteriaList([_CancelCriteria(cancel)]),
+            # Mistral's tokenizer has no pad token; generate() wants one even for a single sequence.
+            "pad_token_id": self._tokenizer.eos_token_id
+            if self._tokenizer.pad_token_id is None
+            else self._tokenizer.pad_token_id,
+        }
+        if params.temperature <= 0:
+            kwargs["do_sample"] = False
+        else:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        return kwargs
+
+
+class _CancelCriteria:
+    """A StoppingCriteria (duck-typed: generate() only calls it) that ends generation on an event."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        import torch
+
+        return torch.full(
+            (input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
+def chat_template_ids(
+    *, tokenizer: Any, messages: Sequence[ChatMessage], fold_system: bool
+) -> tuple[list[int], bool]:
+    """Token ids of `messages` through the tokenizer's chat template, and whether system was folded.
+
+    The generation prompt is added when the last message is not the assistant's, because that is the
+    prompt generation actually sees. Templates that raise on a 'system' role (Mistral, Mixtral) get it
+    folded into the first user message; the caller keeps the returned flag so later calls skip the
+    failing attempt.
+    """
+    add_generation_prompt = bool(messages) and messages[-1].role != "assistant"
+
+    def ids_of(chat: Sequence[ChatMessage]) -> list[int]:
+        encoded = tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in chat],
+            add_generation_prompt=add_generation_prompt,
+            tokenize=True,
+            return_dict=True,
+            # Text such as "</s>[INST]" inside a passage must stay text: encoded as the real control
+            # tokens, a document could end the user's turn and speak as the user or the system.
+            sanitize_control_tokens=True,
+        )
+        return list(encoded["input_ids"])
+
+    if fold_system:
+        return ids_of(messages_fold_system(messages)), True
+    try:
+        return ids_of(messages), False
+    except TemplateError:
+        if not any(m.role == "system" for m in messages):
+            raise
+        return ids_of(messages_fold_system(messages)), True
+
+
+def _context_window(config: Any, cap: int | None) -> int:
+    """The smallest of the model's position limit, its sliding window (when set) and our cap."""
+    limits = [
+        value
+        for value in (
+            getattr(config, "max_position_embeddings", None),
+            getattr(config, "sliding_window", None),
+            cap,
+        )
+        if isinstance(value, int) and value > 0
+    ]
+    if not limits:
+        raise GeneratorUnavailable(
+            "The model config gives no context length: set LLM_OPTIONS 'max_context' to the model's limit."
+        )
+    return min(limits)
