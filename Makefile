@@ -43,8 +43,11 @@ lint: setup-dev
 typecheck: setup-dev
 	$(BIN)/mypy .
 
+# Each run gets its own test database and broker key prefix, so runs on one machine never collide.
 pytest: setup-dev
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	RUN_ID=$$$$; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	RAG_TEST_DATABASE_NAME=test_ragsite_$$RUN_ID RAG_BROKER_KEYPREFIX=test$$RUN_ID: \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: system-deps setup-dev lint typecheck pytest
 

@@ -57,6 +57,18 @@ def _sha256(upload: UploadedFile) -> str:
     return digest.hexdigest()
 
 
+def _upload_refusal(size: int) -> tuple[str, str] | None:
+    if size == 0:
+        return "empty", "File is empty (0 bytes): upload the PDF again"
+    if size > settings.MAX_UPLOAD_BYTES:
+        limit_mb = settings.MAX_UPLOAD_BYTES / 1024 / 1024
+        return "too_large", (
+            f"File is {size / 1024 / 1024:.1f} MB, over the {limit_mb:.0f} MB limit: split it into smaller PDFs "
+            "or ask an administrator to raise RAG_MAX_UPLOAD_BYTES"
+        )
+    return None
+
+
 def document_upload(
     *, collection: Collection, upload: UploadedFile, user: AbstractBaseUser | AnonymousUser | None
 ) -> UploadOutcome:
@@ -65,22 +77,21 @@ def document_upload(
     uploader = user if isinstance(user, AbstractBaseUser) else None
     sha = _sha256(upload)
     existing = Document.objects.filter(collection=collection, sha256=sha).first()
+    if existing is not None and existing.status == Document.Status.FAILED and not existing.file:
+        existing.delete()  # refused at upload before (e.g. over the limit then): this is a new attempt
+        existing = None
     if existing is not None:
         return UploadOutcome(existing, False, f"{name} is already in {collection.name} as {existing.original_name}")
     size = int(upload.size or 0)
     document = Document(collection=collection, original_name=name, sha256=sha, size=size, uploaded_by=uploader)
-    if size > settings.MAX_UPLOAD_BYTES:
-        # Too large to keep: record the refusal so the uploader sees why, without storing the bytes.
-        limit_mb = settings.MAX_UPLOAD_BYTES / 1024 / 1024
+    refusal = _upload_refusal(size)
+    if refusal is not None:
+        # Record the refusal so the uploader sees why, without storing the bytes.
         document.status = Document.Status.FAILED
-        document.error_code = "too_large"
-        document.error = (
-            f"File is {size / 1024 / 1024:.1f} MB, over the {limit_mb:.0f} MB limit: split it into smaller PDFs "
-            "or ask an administrator to raise RAG_MAX_UPLOAD_BYTES"
-        )
+        document.error_code, document.error = refusal
         document.finished_at = timezone.now()
         document.save()
-        return UploadOutcome(document, True, document.error)
+        return UploadOutcome(document, True, f"{name}: {document.error}")
     try:
         with transaction.atomic():
             document.file.save(f"{sha}.pdf", upload, save=False)

@@ -22,6 +22,8 @@ class MultipleFileInput(forms.ClearableFileInput):
 class MultipleFileField(forms.FileField):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "application/pdf,.pdf"}))
+        # An empty file is refused by the ingestion service with its own reason, without failing the batch.
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def clean(self, data: object, initial: object = None) -> list[object]:

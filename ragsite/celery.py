@@ -17,6 +17,6 @@ app.autodiscover_tasks()
 def _broker_folders(sender: Celery, **_: Any) -> None:
     # kombu's filesystem transport (the serverless default) expects its folders to exist.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,12 @@ INSTALLED_APPS = [
     "llm",
     "chat",
     "api",
+    "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN (offline installs)
 ]
 
 MIDDLEWARE = [
+    # First: it times the whole request, caps API bodies and gives every API error the JSON error format.
+    "api.middleware.ApiRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -88,6 +91,9 @@ def _database() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database()}
+# Concurrent test runs on one machine each get their own test database (set by `make test`).
+if env.str("RAG_TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": env.str("RAG_TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -130,11 +136,16 @@ if not REDIS_URL:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
     # A task not acknowledged within this time is redelivered: it must exceed the longest hard time limit.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3 * 3600,
+        # Lets several deployments (or test runs) share one Redis without seeing each other's queues.
+        "global_keyprefix": env.str("RAG_BROKER_KEYPREFIX", default=""),
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -182,6 +193,23 @@ GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default
 GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
 # Prometheus scrapes /metrics with this bearer token (staff sessions may read it too); '' = staff only.
 METRICS_TOKEN = env.str("RAG_METRICS_TOKEN", default="")
+
+# REST API for support bots (api/). An answer not ready within the timeout is a 504 naming its id, so the
+# client can fetch it later; more answers waiting than RAG_API_MAX_QUEUE is a 503 at once, not a hang.
+API_ANSWER_TIMEOUT = env.float("RAG_API_ANSWER_TIMEOUT", default=120.0)
+API_GROUNDING_WAIT = env.float("RAG_API_GROUNDING_WAIT", default=15.0)  # after the answer; then grounding: null
+API_MAX_QUEUE = env.int("RAG_API_MAX_QUEUE", default=32)
+API_BUSY_RETRY_AFTER = env.int("RAG_API_BUSY_RETRY_AFTER", default=10)
+API_MAX_BODY_BYTES = env.int("RAG_API_MAX_BODY_BYTES", default=64 * 1024)  # JSON bodies; uploads: MAX_UPLOAD_BYTES
+API_RATE_LIMIT_PER_MINUTE = env.int("RAG_API_RATE_LIMIT_PER_MINUTE", default=60)  # default for new keys
+API_LOG_QUESTIONS = env.bool("RAG_API_LOG_QUESTIONS", default=False)  # questions are customer data: opt in
+# Rate-limit counters must be shared by every web process: Redis when there is one. LocMem is per process,
+# which is right only for the single-process embedded default.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "rag"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

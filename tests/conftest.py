@@ -28,7 +28,9 @@ def eval_dir(*parts: str) -> Path:
     return path
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+def wait_for(
+    check: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -76,12 +78,28 @@ def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` subprocess; its log is kept for assertions and failure reports."""
 
-    def __init__(self, env: dict[str, str], log: Path, queues: str = "ingest,gpu", name: str = "test") -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, queues: str = "ingest,gpu", name: str = "test"
+    ) -> None:
         self.log = log
         self.cmd = [
-            sys.executable, "-m", "celery", "-A", "ragsite", "worker", "-Q", queues, "-P", "solo",
-            "--loglevel", "INFO", "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ragsite",
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,10 +130,17 @@ class WorkerProcess:
 
 
 def purge_broker() -> None:
+    """Drop queued messages left by an earlier run of this test session's key prefix (never other runs')."""
     if settings.REDIS_URL:
         import redis
 
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+        keys = list(client.scan_iter(match=f"{prefix}*")) if prefix else []
+        if not prefix:
+            client.flushdb()
+        elif keys:
+            client.delete(*keys)
 
 
 @pytest.fixture(scope="session")

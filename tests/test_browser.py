@@ -32,14 +32,28 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def asgi_server(celery_worker_process: WorkerProcess, data_dir: Path, django_db_blocker: object) -> Iterator[str]:
+def asgi_server(
+    celery_worker_process: WorkerProcess, data_dir: Path, django_db_blocker: object
+) -> Iterator[str]:
     """uvicorn serving the project against the test database: SSE needs a real ASGI server."""
     port = _free_port()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         env = worker_env(data_dir)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ragsite.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "ragsite.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -63,7 +77,8 @@ def browser_page() -> Iterator[object]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page()
         yield page
@@ -92,8 +107,14 @@ def test_ask_in_the_browser_streams_and_citation_opens_the_page(
             f"Appendix. Raw markup from a web page follows: {SCRIPT_TEXT} End of appendix.",
         ],
     )
-    document_upload(collection=collection, upload=SimpleUploadedFile(f"Fleet {SCRIPT_TEXT}.pdf", pdf.read_bytes()), user=None)
-    wait_for(lambda: Document.objects.filter(status="ready").exists(), timeout=180, what="the PDF to be ready")
+    document_upload(
+        collection=collection,
+        upload=SimpleUploadedFile(f"Fleet {SCRIPT_TEXT}.pdf", pdf.read_bytes()),
+        user=None,
+    )
+    wait_for(
+        lambda: Document.objects.filter(status="ready").exists(), timeout=180, what="the PDF to be ready"
+    )
 
     _login(page, asgi_server, "dana")
     page.fill("#question", "How long does the Otter R2 battery last?")  # type: ignore[attr-defined]
@@ -127,11 +148,15 @@ def test_script_in_documents_and_names_shows_as_text(
     page = browser_page
     collection = Collection.objects.create(name="Markup")
     get_user_model().objects.create_user("root2", password=PASSWORD, is_staff=True)
-    pdf = make_text_pdf(tmp_path / "markup.pdf", [f"Raw markup from a web page follows: {SCRIPT_TEXT} and more text."])
+    pdf = make_text_pdf(
+        tmp_path / "markup.pdf", [f"Raw markup from a web page follows: {SCRIPT_TEXT} and more text."]
+    )
     document = document_upload(
         collection=collection, upload=SimpleUploadedFile(f"{SCRIPT_TEXT}.pdf", pdf.read_bytes()), user=None
     ).document
-    wait_for(lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready")
+    wait_for(
+        lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready"
+    )
     chunk = document.chunks.first()
     assert chunk is not None
 
@@ -150,7 +175,11 @@ def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
     collection = Collection.objects.create(name="Uploads")
     get_user_model().objects.create_user("stan", password=PASSWORD, is_staff=True)
     files = [
-        str(make_text_pdf(tmp_path / f"memo-{i}.pdf", [f"Memo {i}. " + "Quarterly numbers follow in prose. " * 40] * 3))
+        str(
+            make_text_pdf(
+                tmp_path / f"memo-{i}.pdf", [f"Memo {i}. " + "Quarterly numbers follow in prose. " * 40] * 3
+            )
+        )
         for i in range(3)
     ]
     (tmp_path / "notes.pdf").write_bytes(b"this is a text file renamed to pdf")

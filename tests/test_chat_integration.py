@@ -57,7 +57,8 @@ def member(handbook: Collection) -> Client:
 def _ready(collection: Collection) -> None:
     wait_for(
         lambda: Document.objects.filter(collection=collection, status=Document.Status.READY).exists(),
-        timeout=180, what="the handbook to be indexed",
+        timeout=180,
+        what="the handbook to be indexed",
     )
 
 
@@ -65,17 +66,20 @@ def test_ask_streams_a_cited_answer_and_records_it(
     celery_worker_process: WorkerProcess, handbook: Collection, member: Client
 ) -> None:
     _ready(handbook)
-    response = member.post("/ask/", {"collection": handbook.id, "question": "How many days of paid annual leave?"})
+    response = member.post(
+        "/ask/", {"collection": handbook.id, "question": "How many days of paid annual leave?"}
+    )
     assert response.status_code == 200, response.content
     ids = response.json()
-    body = b"".join(member.get(ids["stream_url"]).streaming_content).decode()  # type: ignore[attr-defined]
+    body = b"".join(member.get(ids["stream_url"])).decode()  # type: ignore[arg-type]
     events = sse_events(body)
     kinds = [kind for kind, _ in events]
     assert kinds.count("token") >= 1 and "done" in kinds
 
     answer = wait_for(
         lambda: Answer.objects.filter(id=ids["answer"], grounding_score__isnull=False).first(),
-        timeout=120, what="the grounding score",
+        timeout=120,
+        what="the grounding score",
     )
     assert answer.status == Answer.Status.DONE and answer.model_called and answer.text
     streamed = "".join(str(data["text"]) for kind, data in events if kind == "token")
@@ -103,12 +107,22 @@ def test_follow_up_question_gets_a_standalone_query(
     celery_worker_process: WorkerProcess, handbook: Collection, member: Client
 ) -> None:
     _ready(handbook)
-    first = member.post("/ask/", {"collection": handbook.id, "question": "What is the daily meal allowance on trips?"}).json()
-    wait_for(lambda: Answer.objects.filter(id=first["answer"], status=Answer.Status.DONE).exists(), timeout=180, what="answer 1")
-    second = member.post("/ask/", {"conversation": first["conversation"], "question": "And in which currency?"}).json()
+    first = member.post(
+        "/ask/", {"collection": handbook.id, "question": "What is the daily meal allowance on trips?"}
+    ).json()
+    wait_for(
+        lambda: Answer.objects.filter(id=first["answer"], status=Answer.Status.DONE).exists(),
+        timeout=180,
+        what="answer 1",
+    )
+    second = member.post(
+        "/ask/", {"conversation": first["conversation"], "question": "And in which currency?"}
+    ).json()
     assert second["conversation"] == first["conversation"]
     answer = wait_for(
-        lambda: Answer.objects.filter(id=second["answer"], status__in=["done", "failed"]).first(), timeout=180, what="answer 2"
+        lambda: Answer.objects.filter(id=second["answer"], status__in=["done", "failed"]).first(),
+        timeout=180,
+        what="answer 2",
     )
     assert answer.status == Answer.Status.DONE
     assert answer.standalone_query != "And in which currency?"
@@ -120,10 +134,13 @@ def test_no_relevant_passage_means_no_model_call(
 ) -> None:
     _ready(handbook)
     ids = member.post(
-        "/ask/", {"collection": handbook.id, "question": "What is the melting point of tungsten carbide in kelvin?"}
+        "/ask/",
+        {"collection": handbook.id, "question": "What is the melting point of tungsten carbide in kelvin?"},
     ).json()
     answer = wait_for(
-        lambda: Answer.objects.filter(id=ids["answer"], status__in=["done", "failed"]).first(), timeout=120, what="answer"
+        lambda: Answer.objects.filter(id=ids["answer"], status__in=["done", "failed"]).first(),
+        timeout=120,
+        what="answer",
     )
     assert answer.status == Answer.Status.DONE
     assert answer.text == NOT_IN_DOCUMENTS

@@ -8,7 +8,11 @@ def words(text: str) -> int:
 
 
 def test_chunks_stay_within_budget_and_know_their_pages() -> None:
-    pages = [(1, " ".join(f"alpha{i}." for i in range(120))), (2, ""), (3, " ".join(f"gamma{i}." for i in range(80)))]
+    pages = [
+        (1, " ".join(f"alpha{i}." for i in range(120))),
+        (2, ""),
+        (3, " ".join(f"gamma{i}." for i in range(80))),
+    ]
     drafts = chunks_split(pages=pages, count_tokens=words, chunk_tokens=50, overlap_tokens=5)
     assert all(d.token_count <= 50 for d in drafts)
     assert [d.ordinal for d in drafts] == list(range(len(drafts)))
@@ -31,4 +35,6 @@ def test_chunks_never_cross_a_page_break() -> None:
 
 
 def test_no_text_gives_no_chunks() -> None:
-    assert chunks_split(pages=[(1, "  "), (2, "")], count_tokens=words, chunk_tokens=10, overlap_tokens=2) == []
+    assert (
+        chunks_split(pages=[(1, "  "), (2, "")], count_tokens=words, chunk_tokens=10, overlap_tokens=2) == []
+    )

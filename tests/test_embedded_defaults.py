@@ -47,7 +47,9 @@ def test_demo_collection_is_ingested_and_searchable_without_servers(tmp_path: Pa
         assert wait_for(statuses, timeout=240, what="the demo documents") == ["ready"] * 3
     finally:
         worker.stop()
-    out = _manage(env, "search", "How many days of paid annual leave do employees get?", "--collection", "demo")
+    out = _manage(
+        env, "search", "How many days of paid annual leave do employees get?", "--collection", "demo"
+    )
     first = out.splitlines()[0]
     assert "Northwind Employee Handbook.pdf" in first and "p. 2" in first
     assert "27 days" in out
