@@ -42,7 +42,8 @@ def answer_payload(answer: Answer) -> dict[str, object]:
         "html": answer_html(text=answer.text, passage_urls=urls, unsupported=answer.grounding_spans or []),
         "error": answer.error,
         "citations": [p for p in answer.passages if p["n"] in answer.citations],  # type: ignore[index, operator]
-        "passages": answer.passages,
+        # Every passage the model was given, cited or not: the reader can always check the sources.
+        "sources": [{**p, "cited": p["n"] in answer.citations} for p in answer.passages],  # type: ignore[dict-item, index, operator]
         "grounding": None
         if answer.grounding_score is None
         else {

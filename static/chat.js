@@ -9,6 +9,7 @@
 
   function citationItem(p, answerId) {
     const li = document.createElement("li");
+    if (p.cited) { li.className = "cited"; }
     const a = document.createElement("a");
     a.href = "/passages/" + p.chunk_id + "/?answer=" + answerId;
     a.dataset.n = String(p.n);
@@ -38,7 +39,7 @@
       article.querySelector(".answer").appendChild(p);
     }
     const list = article.querySelector(".citations");
-    list.replaceChildren(...payload.citations.map(function (p) { return citationItem(p, payload.id); }));
+    list.replaceChildren(...payload.sources.map(function (p) { return citationItem(p, payload.id); }));
     if (payload.grounding) { showGrounding(article, payload.grounding); }
   }
 
