@@ -18,7 +18,13 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    rate_limit_per_minute = models.PositiveIntegerField(default=60)
+    rate_limit_per_minute = models.PositiveIntegerField(default=60, help_text="Requests per minute; 0 = no limit")
+    # Support bots only ask; uploading and deleting documents is a separate, explicit grant.
+    can_manage_documents = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "API key"
+
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

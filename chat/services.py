@@ -78,13 +78,15 @@ def question_clean(question: str) -> str:
     return question
 
 
-def _enqueue_generate(answer_id: int) -> None:
+def _enqueue_generate(answer_id: int, top_k: int | None = None) -> None:
     from chat.tasks import generate_answer
 
-    transaction.on_commit(lambda: generate_answer.delay(answer_id))
+    transaction.on_commit(lambda: generate_answer.delay(answer_id, top_k))
 
 
-def answer_ask(*, conversation: Conversation, question: str, source: str = Answer.Source.CHAT) -> Answer:
+def answer_ask(
+    *, conversation: Conversation, question: str, source: str = Answer.Source.CHAT, top_k: int | None = None
+) -> Answer:
     """Record the question and queue its answer; the answer streams into the returned row."""
     question = question_clean(question)
     with transaction.atomic():
@@ -93,7 +95,7 @@ def answer_ask(*, conversation: Conversation, question: str, source: str = Answe
             Conversation.objects.filter(id=conversation.id).update(title=question[:200])
         else:
             Conversation.objects.filter(id=conversation.id).update(updated_at=timezone.now())
-        _enqueue_generate(answer.id)
+        _enqueue_generate(answer.id, top_k)  # top_k: API callers may ask for fewer or more passages
     log_event(logger, "answer_asked", answer=answer.id, conversation=conversation.id, source=source)
     return answer
 
@@ -171,7 +173,7 @@ def _stream_into(answer: Answer, pieces: Iterator[str]) -> tuple[str, float | No
     return flusher.text.strip(), ttft, count
 
 
-def answer_generate(*, answer_id: int) -> Answer:
+def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
     """Retrieve, prompt, generate (streaming into the row), record citations and timings, then score."""
     answer = Answer.objects.select_related("conversation").get(id=answer_id)
     if answer.status in (Answer.Status.DONE, Answer.Status.FAILED):
@@ -183,7 +185,7 @@ def answer_generate(*, answer_id: int) -> Answer:
     history = _history(answer)
     query = standalone_query(question=answer.question, history=history, generator=generator)
     found = passages_retrieve(
-        collection_id=conversation.collection_id, query=query, k=settings.ANSWER_TOP_K, min_score=settings.ANSWER_MIN_SCORE
+        collection_id=conversation.collection_id, query=query, k=top_k or settings.ANSWER_TOP_K, min_score=settings.ANSWER_MIN_SCORE
     )
     fields: dict[str, object] = {
         "standalone_query": query, "retrieval_ms": found.ms, "backend": generator.backend,

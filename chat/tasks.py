@@ -44,9 +44,9 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     soft_time_limit=settings.GPU_SOFT_TIME_LIMIT,
     time_limit=settings.GPU_TIME_LIMIT,
 )
-def generate_answer(self, answer_id: int) -> None:  # type: ignore[no-untyped-def]
+def generate_answer(self, answer_id: int, top_k: int | None = None) -> None:  # type: ignore[no-untyped-def]
     try:
-        services.answer_generate(answer_id=answer_id)
+        services.answer_generate(answer_id=answer_id, top_k=top_k)
     except (OperationalError, InterfaceError):
         if self.request.retries >= self.max_retries:
             services.answer_fail(answer_id=answer_id, message="The database was unavailable: ask again")

@@ -6,7 +6,8 @@ Each app raises its own exceptions with messages a person can act on; this modul
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -28,9 +29,9 @@ ERROR_MAP: list[tuple[type[Exception], int, str]] = [
 
 def register_errors(entries: list[tuple[type[Exception], int, str]]) -> None:
     """Apps that load later (llm, chat) add their exceptions here, most specific first."""
-    for entry in entries:
-        if entry not in ERROR_MAP:
-            ERROR_MAP.insert(0, entry)
+    # Ahead of the existing entries, in the order given (inserting each at 0 would reverse them).
+    for position, entry in enumerate(e for e in entries if e not in ERROR_MAP):
+        ERROR_MAP.insert(position, entry)
 
 
 def error_status(exc: Exception) -> tuple[int, str] | None:
@@ -40,8 +41,21 @@ def error_status(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
-def error_body(*, status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+def error_body(*, status: int, code: str, message: str, details: Mapping[str, object] | None = None) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **(details or {})}}, status=status)
+
+
+def error_response(exc: Exception) -> JsonResponse | None:
+    """The JSON error for a mapped exception; `details` and `retry_after` on it reach the client too."""
+    mapped = error_status(exc)
+    if mapped is None:
+        return None
+    status, code = mapped
+    response = error_body(status=status, code=code, message=str(exc), details=getattr(exc, "details", None))
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -65,5 +79,5 @@ class ErrorMiddleware:
         status, code = mapped
         log_event(logger, "request_error", level=logging.WARNING, path=request.path, status=status, code=code)
         if _wants_json(request):
-            return error_body(status=status, code=code, message=str(exc))
+            return error_response(exc)
         return HttpResponse(str(exc), status=status, content_type="text/plain; charset=utf-8")

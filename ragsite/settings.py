@@ -200,7 +200,7 @@ API_ANSWER_TIMEOUT = env.float("RAG_API_ANSWER_TIMEOUT", default=120.0)
 API_GROUNDING_WAIT = env.float("RAG_API_GROUNDING_WAIT", default=15.0)  # after the answer; then grounding: null
 API_MAX_QUEUE = env.int("RAG_API_MAX_QUEUE", default=32)
 API_BUSY_RETRY_AFTER = env.int("RAG_API_BUSY_RETRY_AFTER", default=10)
-API_MAX_BODY_BYTES = env.int("RAG_API_MAX_BODY_BYTES", default=64 * 1024)  # JSON bodies; uploads: MAX_UPLOAD_BYTES
+API_MAX_BODY_BYTES = env.int("RAG_API_MAX_BODY_BYTES", default=256 * 1024)  # JSON; uploads: MAX_UPLOAD_BYTES
 API_RATE_LIMIT_PER_MINUTE = env.int("RAG_API_RATE_LIMIT_PER_MINUTE", default=60)  # default for new keys
 API_LOG_QUESTIONS = env.bool("RAG_API_LOG_QUESTIONS", default=False)  # questions are customer data: opt in
 # Rate-limit counters must be shared by every web process: Redis when there is one. LocMem is per process,

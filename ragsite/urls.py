@@ -8,4 +8,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("documents/", include("ingestion.urls")),
     path("", include("chat.urls")),
+    # The REST API: /api/v1/... and the OpenAI-compatible /v1/... (one schema, docs at /api/v1/docs).
+    path("", include("api.urls")),
 ]

@@ -1,0 +1,232 @@
+"""The OpenAI-compatible chat completions endpoint's bodies and logic, on top of the same ask service.
+
+The collection is the `model` when it names one of the key's collections, otherwise the key's only
+collection (so a bot framework that sends "gpt-4o" works unchanged). The last message must be the user's
+question; earlier user/assistant pairs are recorded as the conversation's history, so follow-ups get a
+standalone search query as in the browser. Citations and grounding ride along as extra top-level fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Literal
+
+from django.db import transaction
+from django.utils import timezone
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+from api.exceptions import AnswerFailed, ApiError, CollectionForbidden, InvalidRequest
+from api.keys import Caller
+from api.schemas import MAX_ID, MAX_TOP_K, NO_NUL, CitationOut, GroundingOut, citations_out, grounding_out
+from api.services import AnswerView, answer_admit
+from api.streaming import answer_follow, error_payload
+from chat.models import Answer
+from chat.services import HISTORY_TURNS, answer_ask, conversation_create, question_clean
+from ingestion.models import Collection
+
+logger = logging.getLogger(__name__)
+
+
+class ContentPart(Schema):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str = Field(max_length=50)
+    text: str | None = Field(None, max_length=20000, pattern=NO_NUL)
+
+
+class MessageIn(Schema):
+    model_config = ConfigDict(extra="allow", strict=True)  # name, tool_calls, ...: accepted and ignored
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Annotated[str, Field(max_length=20000, pattern=NO_NUL)] | list[ContentPart] | None = None
+
+
+class ChatCompletionIn(Schema):
+    # temperature, max_tokens, top_p, ...: accepted and ignored; the server's generation settings apply.
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str = Field(max_length=200, pattern=NO_NUL, description="A collection slug (see GET /v1/models)")
+    messages: list[MessageIn] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Extension: passages given to the model")
+
+
+class AssistantMessage(Schema):
+    role: Literal["assistant"]
+    content: str
+
+
+class Choice(Schema):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop"]
+
+
+class Usage(Schema):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionOut(Schema):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    citations: list[CitationOut] = Field(description="Extension: the passages the answer cites")
+    passages: list[CitationOut] = Field(description="Extension: every passage the model was given")
+    grounding: GroundingOut | None = Field(description="Extension: grounding score and flag")
+    answer_id: int = Field(ge=1, le=MAX_ID, description="Extension: GET /api/v1/answers/{id}")
+
+
+class ModelOut(Schema):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(Schema):
+    object: Literal["list"]
+    data: list[ModelOut]
+
+
+def collection_for_model(*, caller: Caller, model: str) -> Collection:
+    for collection in caller.collections:
+        if collection.slug == model:
+            return collection
+    if len(caller.collections) == 1:
+        return caller.collections[0]
+    allowed = ", ".join(c.slug for c in caller.collections) or "none"
+    raise CollectionForbidden(f"model {model!r} is not a collection this key may use: set model to one of {allowed}")
+
+
+def _text(content: str | list[ContentPart] | None) -> str:
+    if isinstance(content, list):
+        return "\n".join(part.text or "" for part in content if part.type == "text")
+    return content or ""
+
+
+def completion_turns(messages: list[MessageIn]) -> tuple[str, list[tuple[str, str]]]:
+    """The question (the last message, the user's) and the earlier user/assistant pairs."""
+    if messages[-1].role != "user":
+        raise InvalidRequest("The last message must be the user's question (role 'user')")
+    pairs: list[tuple[str, str]] = []
+    pending: str | None = None
+    for message in messages[:-1]:
+        if message.role == "user":
+            pending = _text(message.content)
+        elif message.role == "assistant" and pending is not None:
+            pairs.append((pending, _text(message.content)))
+            pending = None
+    return _text(messages[-1].content), pairs
+
+
+def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
+    collection = collection_for_model(caller=caller, model=payload.model)
+    question, history = completion_turns(payload.messages)
+    question = question_clean(question)
+    answer_admit()
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = conversation_create(collection=collection, api_key=caller.key)
+        # The client's earlier turns, marked as not generated here (backend "client", no model call).
+        Answer.objects.bulk_create(
+            Answer(
+                conversation=conversation, source=Answer.Source.API, question=" ".join(q.split())[:4000], text=a.strip(),
+                status=Answer.Status.DONE, backend="client", finished_at=now,
+            )
+            for q, a in history[-HISTORY_TURNS:]
+            if q.strip() and a.strip()
+        )
+        return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=payload.top_k)
+
+
+def _created(answer: Answer) -> int:
+    return int(answer.created_at.timestamp())
+
+
+def completion_extras(view: AnswerView) -> dict[str, object]:
+    passages = citations_out(view)
+    by_n = {c.n: c for c in passages}
+    answer = view.answer
+    grounding = grounding_out(answer)
+    return {
+        "citations": [by_n[n].model_dump() for n in answer.citations if n in by_n],
+        "passages": [p.model_dump() for p in passages],
+        "grounding": grounding.model_dump() if grounding else None,
+        "answer_id": answer.id,
+        "usage": _usage(answer).model_dump(),
+    }
+
+
+def _usage(answer: Answer) -> Usage:
+    prompt, completion = answer.prompt_tokens or 0, answer.completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def completion_out(*, view: AnswerView, model: str) -> ChatCompletionOut:
+    answer = view.answer
+    if answer.status == Answer.Status.FAILED:
+        raise AnswerFailed(answer.error or "The answer failed: ask again", details={"answer_id": answer.id})
+    return ChatCompletionOut.model_validate(
+        {
+            "id": f"chatcmpl-{answer.id}", "object": "chat.completion", "created": _created(answer), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
+            **completion_extras(view),
+        }
+    )
+
+
+def _chunk(answer: Answer, model: str, delta: dict[str, str], finish: str | None = None) -> dict[str, object]:
+    return {
+        "id": f"chatcmpl-{answer.id}", "object": "chat.completion.chunk", "created": _created(answer), "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _data(payload: object) -> str:
+    return f"data: {json.dumps(payload, default=str)}\n\n"
+
+
+async def completion_chunks(
+    *, answer: Answer, model: str, timeout_s: float, extras: Callable[[Answer], Awaitable[dict[str, object]]]
+) -> AsyncIterator[str]:
+    """`chat.completion.chunk`s as the answer streams, a last chunk with the extensions, then `[DONE]`.
+
+    A failure or timeout after the 200 is sent becomes a `data: {"error": ...}` event, which OpenAI
+    clients raise as an APIError: the stream never just stops.
+    """
+    yield _data(_chunk(answer, model, {"role": "assistant", "content": ""}))
+    final: Answer | None = None
+    try:
+        async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
+            if step.kind == "ping":
+                yield ": keep-alive\n\n"
+            elif step.kind == "token":
+                yield _data(_chunk(answer, model, {"content": step.text}))
+            elif step.answer is not None:
+                final = step.answer
+                if final.status == Answer.Status.FAILED:
+                    raise AnswerFailed(final.error or "The answer failed: ask again", details={"answer_id": answer.id})
+    except ApiError as exc:
+        yield _data(error_payload(exc))
+        return
+    except Exception as exc:  # the 200 is sent: end with an error the client raises, never a dropped stream
+        logger.exception("event=api_stream_crashed answer=%s", answer.id)
+        yield _data(error_payload(exc))
+        return
+    assert final is not None
+    yield _data({**_chunk(final, model, {}, finish="stop"), **await extras(final)})
+    yield "data: [DONE]\n\n"
+
+
+def models_list(*, caller: Caller) -> ModelList:
+    created = int(time.time())
+    return ModelList(
+        object="list",
+        data=[ModelOut(id=c.slug, object="model", created=created, owned_by="groundrag") for c in caller.collections],
+    )

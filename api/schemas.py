@@ -1,0 +1,229 @@
+"""Request and response bodies of the REST API (they are the OpenAPI schema), and their builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+from api.services import AnswerView
+from chat.models import Answer
+from ingestion.models import Collection, Document
+from ingestion.services import UploadOutcome
+
+MAX_TOP_K = 20
+MAX_ID = 2**63 - 1  # the database's bigint: larger ids are simply not found, never a database error
+# PostgreSQL text cannot hold NUL; saying so in the schema makes such input a 422, not a 500.
+NO_NUL = r"^[^\x00]*$"
+# At least one character that is not whitespace (a question of only spaces is empty).
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# JSON bodies are taken as typed: `"stream": 0` or `"top_k": "3"` is a 422, not silently converted.
+STRICT = ConfigDict(strict=True)
+AnswerStatus = Literal["pending", "streaming", "done", "failed"]
+DocumentStatus = Literal["queued", "processing", "ready", "failed"]
+
+
+class ErrorDetail(Schema):
+    code: str = Field(description="Stable, for programs: e.g. invalid_api_key, rate_limited, answer_timeout")
+    message: str = Field(description="For people: what is wrong and what to do")
+    answer_id: int | None = Field(None, description="On answer_timeout/answer_failed: fetch it at GET answers/{id}")
+    errors: list[dict[str, object]] | None = Field(None, description="On validation_error: where and why")
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+class AskIn(Schema):
+    model_config = STRICT
+    question: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)
+    collection: str | None = Field(
+        None, max_length=200, pattern=NO_NUL, description="Collection slug; optional with a conversation"
+    )
+    conversation: int | None = Field(None, ge=1, le=MAX_ID, description="Continue this conversation (this key's)")
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages given to the model")
+    stream: bool = Field(False, description="true: server-sent events token, done, grounding (or error)")
+
+
+class CitationOut(Schema):
+    n: int = Field(description="The number the answer cites it by, as [n]")
+    cited: bool
+    document_id: int
+    document: str
+    page: int
+    page_end: int
+    text: str
+    score: float
+
+
+class UnsupportedSpan(Schema):
+    start: int
+    end: int
+    text: str
+    support: float
+
+
+class GroundingOut(Schema):
+    score: float
+    flagged: bool | None
+    threshold: float | None
+    unsupported: list[UnsupportedSpan]
+
+
+class TimingsOut(Schema):
+    retrieval_ms: float | None
+    ttft_ms: float | None
+    generation_ms: float | None
+    grounding_ms: float | None
+    total_ms: float | None
+    tokens_per_second: float | None
+
+
+class AnswerOut(Schema):
+    id: int
+    conversation: int
+    collection: str
+    status: AnswerStatus
+    question: str
+    answer: str
+    error: str
+    citations: list[CitationOut] = Field(description="The passages the answer cites, in order of first use")
+    passages: list[CitationOut] = Field(description="Every passage the model was given")
+    grounding: GroundingOut | None = Field(description="null until scored (just after the answer)")
+    timings: TimingsOut
+    model: str
+    feedback: Literal["up", "down"] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class FeedbackIn(Schema):
+    model_config = STRICT
+    value: Literal["up", "down"]
+    comment: str = Field("", max_length=2000, pattern=NO_NUL)
+
+
+class PageQuery(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+class DocumentFilter(PageQuery):
+    collection: str | None = Field(None, max_length=200, pattern=NO_NUL, description="Collection slug")
+    status: DocumentStatus | None = None
+
+
+class ConversationFilter(PageQuery):
+    collection: str | None = Field(None, max_length=200, pattern=NO_NUL, description="Collection slug")
+
+
+class ConversationOut(Schema):
+    id: int
+    collection: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationDetailOut(ConversationOut):
+    answers: list[AnswerOut]
+
+
+class CollectionOut(Schema):
+    slug: str
+    name: str
+    description: str
+
+
+class DocumentOut(Schema):
+    id: int
+    name: str
+    collection: str
+    status: DocumentStatus
+    progress: float
+    stage: str
+    page_count: int | None
+    size: int
+    error: str
+    error_code: str
+    warnings: list[object]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class DocumentPage(Schema):
+    count: int
+    items: list[DocumentOut]
+
+
+class ConversationPage(Schema):
+    count: int
+    items: list[ConversationOut]
+
+
+class UploadOut(Schema):
+    created: bool = Field(description="false: the same file was already in the collection")
+    message: str
+    document: DocumentOut
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def citations_out(view: AnswerView) -> list[CitationOut]:
+    cited = set(view.answer.citations)
+    return [
+        CitationOut(
+            n=int(p["n"]), cited=p["n"] in cited, document_id=int(p["document_id"]), document=str(p["document_name"]),  # type: ignore[call-overload, index]
+            page=int(p["page_start"]), page_end=int(p["page_end"]), score=float(p["score"]),  # type: ignore[call-overload, index, arg-type]
+            text=view.passage_texts.get(int(p["chunk_id"]), ""),  # type: ignore[call-overload, index]
+        )
+        for p in view.answer.passages
+    ]
+
+
+def grounding_out(answer: Answer) -> GroundingOut | None:
+    if answer.grounding_score is None:
+        return None
+    return GroundingOut(
+        score=round(answer.grounding_score, 4), flagged=answer.grounding_flagged,
+        threshold=answer.grounding_threshold, unsupported=[UnsupportedSpan(**s) for s in answer.grounding_spans or []],
+    )
+
+
+def answer_out(view: AnswerView) -> AnswerOut:
+    a = view.answer
+    passages = citations_out(view)
+    by_n = {c.n: c for c in passages}
+    total = (a.finished_at - a.created_at).total_seconds() * 1000 if a.finished_at else None
+    return AnswerOut(
+        id=a.id, conversation=a.conversation_id, collection=view.collection, status=a.status,  # type: ignore[arg-type]
+        question=a.question, answer=a.text, error=a.error,
+        citations=[by_n[n] for n in a.citations if n in by_n], passages=passages, grounding=grounding_out(a),
+        timings=TimingsOut(
+            retrieval_ms=_ms(a.retrieval_ms), ttft_ms=_ms(a.ttft_ms), generation_ms=_ms(a.generation_ms),
+            grounding_ms=_ms(a.grounding_ms), total_ms=_ms(total), tokens_per_second=_ms(a.tokens_per_second),
+        ),
+        model=a.model_name, feedback={1: "up", -1: "down"}.get(a.feedback or 0), created_at=a.created_at,  # type: ignore[arg-type]
+        finished_at=a.finished_at,
+    )
+
+
+def collection_out(collection: Collection) -> CollectionOut:
+    return CollectionOut(slug=collection.slug, name=collection.name, description=collection.description)
+
+
+def document_out(document: Document) -> DocumentOut:
+    return DocumentOut(
+        id=document.id, name=document.original_name, collection=document.collection.slug, status=document.status,  # type: ignore[arg-type]
+        progress=round(document.progress, 3), stage=document.stage, page_count=document.page_count, size=document.size,
+        error=document.error, error_code=document.error_code, warnings=list(document.warnings or []),
+        created_at=document.created_at, finished_at=document.finished_at,
+    )
+
+
+def upload_out(outcome: UploadOutcome) -> UploadOut:
+    return UploadOut(created=outcome.created, message=outcome.message, document=document_out(outcome.document))
