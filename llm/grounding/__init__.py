@@ -1,0 +1,18 @@
+"""Grounding scorers: how well an answer is supported by the passages it was generated from.
+
+Importing this package loads no model; see `scorer_get()`.
+"""
+
+from llm.grounding.registry import DEFAULT_SCORER, scorer_build, scorer_get, scorer_reset
+from llm.grounding.types import GroundingError, GroundingResult, GroundingScorer, SentenceScore
+
+__all__ = [
+    "DEFAULT_SCORER",
+    "GroundingError",
+    "GroundingResult",
+    "GroundingScorer",
+    "SentenceScore",
+    "scorer_build",
+    "scorer_get",
+    "scorer_reset",
+]

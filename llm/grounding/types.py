@@ -1,0 +1,66 @@
+"""Result types and the scorer Protocol: the whole contract the rest of the project sees."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    """One answer sentence; `start`/`end` are char offsets into the answer (end exclusive)."""
+
+    start: int
+    end: int
+    text: str
+    support: float  # 0..1, higher = better supported by the passages
+    supported: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "support": round(self.support, 4),
+            "supported": self.supported,
+        }
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    score: float  # 0..1, higher = better grounded (answer level)
+    flagged: bool  # hallucinated by the threshold
+    threshold: float
+    scorer: str
+    version: str
+    sentences: tuple[SentenceScore, ...]
+
+    @property
+    def unsupported(self) -> tuple[SentenceScore, ...]:
+        return tuple(s for s in self.sentences if not s.supported)
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON types only, so it fits a JSONField or an API response as is."""
+        return {
+            "score": round(self.score, 4),
+            "flagged": self.flagged,
+            "threshold": self.threshold,
+            "scorer": self.scorer,
+            "version": self.version,
+            "sentences": [s.to_json() for s in self.sentences],
+        }
+
+
+@runtime_checkable
+class GroundingScorer(Protocol):
+    name: str
+    version: str
+
+    def warm_up(self) -> None: ...
+
+    def score(self, *, answer: str, passages: Sequence[str], question: str = "") -> GroundingResult: ...
+
+
+class GroundingError(Exception):
+    """Raised for a bad scorer name, bad options or unusable weights; the message says what to fix."""
