@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.utils import timezone
 
 from ingestion.chunking import chunks_split
@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # Shares of the progress bar given to each stage: parsing (OCR can be slow), embedding, saving.
 _PARSE_END = 0.35
 _EMBED_END = 0.95
+# A file that kills the worker (e.g. a native crash in the PDF library) is redelivered after each death;
+# after this many starts that never finished it is failed instead of taking workers down forever.
+MAX_INGEST_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,16 @@ class _Progress:
         return report
 
 
+def document_requeue(*, document_id: int) -> None:
+    """Back to QUEUED before a retry, so that only abrupt deaths count towards MAX_INGEST_ATTEMPTS."""
+    try:
+        Document.objects.filter(id=document_id).update(
+            status=Document.Status.QUEUED, attempts=models.F("attempts") - 1, stage="waiting to retry"
+        )
+    except DatabaseError:
+        log_event(logger, "document_requeue_failed", level=logging.WARNING, document=document_id)
+
+
 def document_fail(*, document_id: int, code: str, message: str) -> None:
     Document.objects.filter(id=document_id).update(
         status=Document.Status.FAILED, error_code=code[:32], error=message, stage="", finished_at=timezone.now()
@@ -151,6 +164,13 @@ def document_ingest(*, document_id: int) -> Document:
     document = Document.objects.select_related("collection").get(id=document_id)
     if document.status == Document.Status.READY:
         return document
+    if document.status == Document.Status.PROCESSING and document.attempts >= MAX_INGEST_ATTEMPTS:
+        document_fail(
+            document_id=document_id, code="crashed",
+            message=f"Processing stopped abruptly {document.attempts} times (the file may crash the PDF reader): "
+            "re-export the PDF and upload it again",
+        )
+        return Document.objects.get(id=document_id)
     if not document.file or not document.file.storage.exists(document.file.name):
         document_fail(document_id=document_id, code="missing_file", message="The stored file is missing: upload it again")
         return Document.objects.get(id=document_id)
@@ -232,7 +252,8 @@ def document_reindex(*, document: Document) -> Document:
         raise PdfRejected("This document's file was never stored (it was refused at upload): upload it again", code="missing_file")
     with transaction.atomic():
         Document.objects.filter(id=document.id).update(
-            status=Document.Status.QUEUED, progress=0.0, stage="", error="", error_code="", finished_at=None
+            status=Document.Status.QUEUED, progress=0.0, stage="", error="", error_code="", finished_at=None,
+            attempts=0,
         )
         _enqueue_ingest(document.id)
     document.refresh_from_db()

@@ -41,6 +41,7 @@ def ingest_document(self, document_id: int) -> None:  # type: ignore[no-untyped-
                 message="The database or queue stayed unavailable while ingesting: re-index the document",
             )
             return
+        services.document_requeue(document_id=document_id)
         raise
     except SoftTimeLimitExceeded:
         services.document_fail(

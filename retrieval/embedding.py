@@ -86,7 +86,8 @@ class SentenceTransformerEmbedder:
         return self._model.tokenizer
 
     def token_count(self, text: str) -> int:
-        return len(self.tokenizer()(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: counting a whole page is meant to exceed the model's 256-token input limit.
+        return len(self.tokenizer()(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed(
         self,
