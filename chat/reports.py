@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -104,5 +104,5 @@ def score_histogram(*, since: datetime | None = None) -> tuple[list[tuple[float,
     aggregates = qs.aggregate(
         total=Count("id"), **{f"le_{i}": Count("id", filter=Q(grounding_score__lte=b)) for i, b in enumerate(SCORE_BUCKETS)}
     )
-    scores_sum = sum(qs.values_list("grounding_score", flat=True))
+    scores_sum = qs.aggregate(total=Sum("grounding_score"))["total"] or 0.0
     return [(b, aggregates[f"le_{i}"]) for i, b in enumerate(SCORE_BUCKETS)], aggregates["total"], float(scores_sum)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,19 +49,24 @@ class Retrieved:
 
 
 def conversation_create(
-    *, collection: Collection, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None, title: str = ""
+    *, collection: Collection, user: User | None = None, api_key: ApiKey | None = None, title: str = ""
 ) -> Conversation:
     return Conversation.objects.create(collection=collection, user=user, api_key=api_key, title=title[:200])
 
 
-def conversations_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Conversation]:
+def conversations_for(*, user: User | AnonymousUser) -> list[Conversation]:
     if not user.is_authenticated:
         return []
     return list(Conversation.objects.filter(user_id=user.pk).select_related("collection")[:100])
 
 
-def conversation_get(*, conversation_id: int, user: AbstractBaseUser | AnonymousUser) -> Conversation:
-    conversation = Conversation.objects.select_related("collection").filter(id=conversation_id, user_id=user.pk).first()
+def conversation_get(*, conversation_id: int, user: User | AnonymousUser) -> Conversation:
+    # An anonymous pk is None, which would match the API's conversations (they have no user): refuse first.
+    conversation = (
+        Conversation.objects.select_related("collection").filter(id=conversation_id, user_id=user.pk).first()
+        if isinstance(user, User)
+        else None
+    )
     if conversation is None:
         raise ConversationNotFound(f"Conversation {conversation_id} does not exist or is not yours")
     return conversation

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -26,7 +27,7 @@ STREAM_TIMEOUT_S = 600.0
 POLL_S = 0.1
 
 
-def _collection_for(user: AbstractBaseUser | AnonymousUser, collection_id: int) -> Collection:
+def _collection_for(user: User | AnonymousUser, collection_id: int) -> Collection:
     for collection in collections_visible(user=user):
         if collection.id == collection_id:
             return collection
@@ -133,7 +134,7 @@ async def _answer_events(answer_id: int) -> AsyncIterator[str]:
         yield _sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
 
 
-async def answer_stream(request: HttpRequest, answer_id: int) -> HttpResponse:
+async def answer_stream(request: HttpRequest, answer_id: int) -> HttpResponseBase:
     user = await request.auser()
     if not user.is_authenticated:
         return JsonResponse({"error": {"code": "unauthenticated", "message": "Sign in first"}}, status=401)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.utils import timezone
@@ -73,11 +73,11 @@ def _upload_refusal(size: int) -> tuple[str, str] | None:
 
 
 def document_upload(
-    *, collection: Collection, upload: UploadedFile, user: AbstractBaseUser | AnonymousUser | None
+    *, collection: Collection, upload: UploadedFile, user: User | AnonymousUser | None
 ) -> UploadOutcome:
     """Store an uploaded file and queue its ingestion; a file already in the collection is not stored twice."""
     name = Path(upload.name or "upload.pdf").name[:500]
-    uploader = user if isinstance(user, AbstractBaseUser) else None
+    uploader = user if isinstance(user, User) else None
     sha = _sha256(upload)
     existing = Document.objects.filter(collection=collection, sha256=sha).first()
     if existing is not None and existing.status == Document.Status.FAILED and not existing.file:
@@ -264,7 +264,7 @@ def collection_index_sync(*, collection_id: int) -> None:
     index_sync(collection_id=collection_id)
 
 
-def collections_visible(*, user: AbstractBaseUser | AnonymousUser) -> list[Collection]:
+def collections_visible(*, user: User | AnonymousUser) -> list[Collection]:
     """Staff see every collection; other signed-in users only those they are members of."""
     if not user.is_authenticated:
         return []

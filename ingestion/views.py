@@ -33,7 +33,8 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     collection = forms.ModelChoiceField(queryset=Collection.objects.all(), empty_label=None)
-    files = MultipleFileField(label="PDF files")
+    # Declared fields are moved to base_fields by the form metaclass, so this does not shadow Form.files.
+    files = MultipleFileField(label="PDF files")  # type: ignore[assignment]
 
     def clean_files(self) -> list[object]:
         files: list[object] = self.cleaned_data["files"]
@@ -99,7 +100,7 @@ def documents_upload(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("documents")
     collection = form.cleaned_data["collection"]
     outcomes = [
@@ -122,7 +123,7 @@ def collection_create(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('documents')}?collection={collection.slug}")
     for errors in form.errors.values():
         for error in errors:
-            messages.error(request, error)
+            messages.error(request, str(error))
     return redirect("documents")
 
 

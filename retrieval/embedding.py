@@ -77,8 +77,8 @@ class SentenceTransformerEmbedder:
                     f"Embedding model {self._model_ref!r} could not be loaded ({exc}): set RAG_EMBEDDER_MODEL "
                     "to a local sentence-transformers directory, or unset it to use the bundled model"
                 ) from exc
-            self.dimension = int(model.get_embedding_dimension())
-            self.max_tokens = int(model.max_seq_length)
+            self.dimension = int(model.get_embedding_dimension() or 0)
+            self.max_tokens = int(model.max_seq_length or 0)
             self._model = model
 
     def tokenizer(self) -> Any:
