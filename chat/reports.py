@@ -77,7 +77,12 @@ def hallucination_rates(
         keys.append("conversation__collection__name")
     if by_backend:
         keys.append("backend")
-    grouped = qs.values(*keys).annotate(n=Count("id"), f=Count("id", filter=Q(grounding_flagged=True))).order_by(*keys)
+    counts = {"n": Count("id"), "f": Count("id", filter=Q(grounding_flagged=True))}
+    if keys:
+        grouped = list(qs.values(*keys).annotate(**counts).order_by(*keys))
+    else:
+        totals = qs.aggregate(**counts)
+        grouped = [totals] if totals["n"] else []
     rows = []
     for g in grouped:
         low, high = wilson_interval(g["f"], g["n"])

@@ -59,6 +59,20 @@
     });
   }
 
+  // Thumbs up/down: stored beside the answer's grounding score.
+  answers.addEventListener("click", async function (event) {
+    const button = event.target.closest("button.thumb");
+    if (!button) { return; }
+    const article = button.closest(".qa");
+    const data = new FormData();
+    data.append("value", button.dataset.value);
+    data.append("csrfmiddlewaretoken", form.querySelector("input[name=csrfmiddlewaretoken]").value);
+    const response = await fetch("/answers/" + article.dataset.answer + "/feedback/", { method: "POST", body: data });
+    if (response.ok) {
+      article.querySelectorAll("button.thumb").forEach(function (b) { b.classList.toggle("chosen", b === button); });
+    }
+  });
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const question = form.querySelector("textarea[name=question]");
