@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from ingestion import services
+from ingestion import maintenance, services
 from ingestion.models import Collection, Document
 
 
@@ -130,6 +130,7 @@ def collection_create(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def documents_status(request: HttpRequest) -> JsonResponse:
+    maintenance.stalled_check_maybe()  # cheap: at most once a minute per process
     collection = _selected_collection(request)
     documents = collection.documents.all() if collection else Document.objects.none()
     return JsonResponse({"documents": [document_json(d) for d in documents]})

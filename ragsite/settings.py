@@ -142,7 +142,7 @@ if not REDIS_URL:
 else:
     # A task not acknowledged within this time is redelivered: it must exceed the longest hard time limit.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": 3 * 3600,
+        "visibility_timeout": env.int("RAG_BROKER_VISIBILITY_TIMEOUT", default=3 * 3600),
         # Lets several deployments (or test runs) share one Redis without seeing each other's queues.
         "global_keyprefix": env.str("RAG_BROKER_KEYPREFIX", default=""),
     }
@@ -161,6 +161,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Per-queue limits (seconds): ingestion of a large scanned PDF is long; one answer is not.
 INGEST_SOFT_TIME_LIMIT = env.int("RAG_INGEST_SOFT_TIME_LIMIT", default=3600)
 INGEST_TIME_LIMIT = env.int("RAG_INGEST_TIME_LIMIT", default=3900)
+# A document QUEUED or PROCESSING without progress for this long is re-queued (or failed after
+# MAX_INGEST_ATTEMPTS) by `manage.py requeue_stalled` and the documents page; PROCESSING waits a full
+# hard time limit longer, since a live task may sit in one long stage (OCR) without writing progress.
+STALLED_AFTER_SECONDS = env.int("RAG_STALLED_AFTER_SECONDS", default=900)
 GPU_SOFT_TIME_LIMIT = env.int("RAG_GPU_SOFT_TIME_LIMIT", default=300)
 GPU_TIME_LIMIT = env.int("RAG_GPU_TIME_LIMIT", default=330)
 
