@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
-from tests.conftest import ROOT, WorkerProcess, wait_for, worker_env
+from tests.conftest import WorkerProcess, asgi_server_running, wait_for, worker_env
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -28,48 +24,14 @@ HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">.pdf'
 PASSWORD = "pw-browser-123456"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def asgi_server(
-    celery_worker_process: WorkerProcess, data_dir: Path, django_db_blocker: object
+    celery_worker_process: WorkerProcess, data_dir: Path, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """uvicorn serving the project against the test database: SSE needs a real ASGI server."""
-    port = _free_port()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         env = worker_env(data_dir)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "ragsite.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return urllib.request.urlopen(f"{url}/accounts/login/", timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=60, what="uvicorn to answer")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with asgi_server_running(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as url:
+        yield url
 
 
 @pytest.fixture
@@ -215,3 +177,27 @@ def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
     assert bars == ["100"] * 3
     failed = page.inner_text("tr[data-status=failed]")  # type: ignore[attr-defined]
     assert "not a PDF" in failed
+
+
+def test_model_output_with_markup_is_shown_as_text(asgi_server: str, browser_page: object) -> None:
+    from chat.models import Answer, Conversation
+
+    page = browser_page
+    collection = Collection.objects.create(name="Output")
+    user = get_user_model().objects.create_user("olga", password=PASSWORD)
+    collection.members.add(user)
+    conversation = Conversation.objects.create(collection=collection, user=user, title="markup")
+    text = f'Here: {SCRIPT_TEXT} and <img src=x onerror="window.__pwned=2"> with **bold** claims.'
+    Answer.objects.create(
+        conversation=conversation, question="<b>q</b>", text=text, status="done", model_called=True,
+        grounding_score=0.2, grounding_flagged=True, grounding_spans=[{"start": 0, "end": len(text), "text": text, "support": 0.1}],
+    )
+    _login(page, asgi_server, "olga")
+    page.goto(f"{asgi_server}/c/{conversation.id}/")  # type: ignore[attr-defined]
+    body = page.inner_text(".qa .answer-body")  # type: ignore[attr-defined]
+    assert SCRIPT_TEXT in body and 'onerror="window.__pwned=2"' in body
+    assert page.inner_text(".qa .question") == "<b>q</b>"  # type: ignore[attr-defined]
+    assert page.locator(".qa .answer-body strong").inner_text() == "bold"  # type: ignore[attr-defined]
+    assert page.locator(".qa mark.unsupported").count() >= 1  # type: ignore[attr-defined]
+    assert page.locator(".qa .answer-body script, .qa .answer-body img").count() == 0  # type: ignore[attr-defined]
+    assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
