@@ -22,7 +22,8 @@ from pypdf.errors import DependencyError
 from ingestion import pdf as pdf_module
 from ingestion.exceptions import OcrFailed, PdfRejected
 from ingestion.ocr import image_ocr
-from ingestion.pdf import ParsedPdf, pages_describe, pdf_parse, render_scale, text_normalize, text_readability
+from ingestion.pdf import ParsedPdf, pages_describe, pdf_parse, render_scale
+from ingestion.text import text_normalize, text_readability
 from tests import pdf_factory as make
 
 EVAL_PDFS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "pdfs"
