@@ -1,0 +1,155 @@
+"""figures.json → a Markdown report: what was measured, ours against the baseline, and the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _status(section: Any) -> str | None:
+    if isinstance(section, dict) and ("skipped" in section or "error" in section):
+        return f"_Not measured: {section.get('skipped') or section.get('error')}_\n"
+    return None
+
+
+def _ingestion(f: dict[str, Any]) -> list[str]:
+    out = ["## 1. Ingestion, upload to searchable", ""]
+    ing = f.get("ingestion")
+    if ing is None or (s := _status(ing)):
+        return out + [s or "_Not run._", ""]
+    o, b = ing["ours"], ing["baseline"]
+    out += [f"{ing['files']} 10-Q PDFs, alternating ours and baseline file by file; models loaded before timing.", ""]
+    keys = ["files_ok", "pages", "chunks", "seconds", "pages_per_s", "chunks_per_s", "embed_share", "peak_rss_growth_mb", "peak_rss_mb"]
+    out += _table(["", "ours", "LangChain baseline"], [[k, o[k], b[k]] for k in keys])
+    out += [f"Stage seconds, ours: {o['stage_seconds']}; baseline: {b['stage_seconds']}.", ""]
+    if b["files_failed"] or o["files_failed"]:
+        out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
+    out += [f"**pages/s ratio ours/baseline: {_fmt(ing['pages_per_s_ratio'])}**", ""]
+    return out
+
+
+def _quality(f: dict[str, Any]) -> list[str]:
+    out = ["## 2. Retrieval quality", ""]
+    q = f.get("quality")
+    if q is None or (s := _status(q)):
+        return out + [s or "_Not run._", ""]
+    sec = q["sec_10q"]
+    out += [f"10-Q: {sec['questions']} questions (document-level; recall@k = share of the question's source files "
+            "among the files of the top-k passages; hit@k = any of them; MRR of the first relevant passage).", ""]
+    rows = []
+    for subset in ("all", "opened_by_all"):
+        for name in ("ours", "baseline"):
+            m = sec[name][subset]
+            rows.append([f"{name} ({subset})", m.get("recall@5"), m.get("recall@10"), m.get("hit@5"), m.get("mrr")])
+    out += _table(["system (questions)", "recall@5", "recall@10", "hit@5", "MRR"], rows)
+    out += [f"'opened_by_all': the {sec['questions_all_systems_opened']} questions whose files every system could open.", ""]
+    if "search_ms" in q:
+        out += [f"End-to-end search on this collection (query embedding + index + rows), ms: {q['search_ms']}.", ""]
+    p = q["policyqa"]
+    out += [f"PolicyQA dev, policy {p['policy']} ({p['paragraphs']} paragraphs, {p['questions']} questions):", ""]
+    keys = ["paragraph_recall@5", "paragraph_recall@10", "answer_in_passages@5", "answer_in_passages@10"]
+    out += _table(["", *keys], [[n, *[p[n].get(k) for k in keys]] for n in ("ours", "baseline")])
+    return out
+
+
+def _latency(f: dict[str, Any]) -> list[str]:
+    out = ["## 3. Retrieval latency (synthetic 384-d unit vectors, one query at a time, k=5)", ""]
+    lat = f.get("latency")
+    if lat is None or (s := _status(lat)):
+        return out + [s or "_Not run._", ""]
+    rows = []
+    for n, row in lat["sizes"].items():
+        for name, v in row.items():
+            rows.append([n, name, v["p50_ms"], v["p99_ms"], v.get("build_s"), v.get("index_rss_mb"), v.get("file_mb"), v.get("recall_vs_flat@5")])
+    out += _table(["chunks", "index", "p50 ms", "p99 ms", "build s", "index RSS MB", "file MB", "recall vs Flat@5"], rows)
+    out += [f"FAISS threads: {lat['faiss_threads']}; {lat['queries']} queries per size.", ""]
+    return out
+
+
+def _generation(f: dict[str, Any]) -> list[str]:
+    out = ["## 4. Generation (medians of alternating runs, temperature 0, same prompt)", ""]
+    g = f.get("generation")
+    if g is None or (s := _status(g)):
+        out += [s or "_Not run._", ""]
+    else:
+        keys = ["median_tokens_per_s", "median_ttft_ms", "median_tokens", "median_total_s"]
+        out += [f"CPU: {g['model']} via llama.cpp, {g['threads']} threads, {g['reps']} runs each, up to {g['max_tokens']} tokens.", ""]
+        out += _table(["", *keys], [[n, *[g[n][k] for k in keys]] for n in ("ours", "raw")])
+        out += [f"**tokens/s ours/raw: {_fmt(g['tokens_per_s_ratio'])}; TTFT ours/raw: {_fmt(g['ttft_ratio'])}**", ""]
+    gpu = f.get("generation_gpu")
+    out += ["GPU (transformers, nf4 4-bit, Mistral-7B-shaped random weights): "
+            + (_status(gpu) or f"```\n{gpu}\n```") if gpu is not None else "GPU: not run.", ""]
+    return out
+
+
+def _api(f: dict[str, Any]) -> list[str]:
+    out = ["## 5. API overhead (POST /api/v1/ask wall time minus the answer's generation_ms)", ""]
+    a = f.get("api")
+    if a is None or (s := _status(a)):
+        return out + [s or "_Not run._", ""]
+    rows = []
+    for n, v in a["clients"].items():
+        rows.append([n, v["ok"], v["request"]["p50_ms"], v["overhead_incl_queue"]["p50_ms"], v["overhead_incl_queue"]["p99_ms"],
+                     v["overhead_excl_queue"]["p50_ms"], v["overhead_excl_queue"]["p99_ms"], _get(v, "grounding", "p50_ms")])
+    out += [f"One in-process gpu worker; answers capped at {a['max_new_tokens']} new tokens.", ""]
+    out += _table(["clients", "ok", "request p50 ms", "overhead p50 (incl. queue)", "p99", "overhead p50 (excl. queue)", "p99", "of which grounding p50"], rows)
+    return out
+
+
+def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(target, met / missed / not measured, figure)."""
+    def check(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "missed")
+
+    out: list[tuple[str, str, Any]] = []
+    ratio = _get(f, "ingestion", "pages_per_s_ratio")
+    out.append(("ingestion pages/s >= 2x baseline", check(None if ratio is None else ratio >= 2), ratio))
+    failed = _get(f, "ingestion", "ours", "files_failed")
+    out.append(("all PDFs ingested by ours", check(None if failed is None else not failed), failed))
+    share = _get(f, "ingestion", "ours", "embed_share")
+    out.append(("embedding >= 80% of our ingestion time", check(None if share is None else share >= 0.8), share))
+    o5, b5 = _get(f, "quality", "sec_10q", "ours", "all", "recall@5"), _get(f, "quality", "sec_10q", "baseline", "all", "recall@5")
+    diff = None if o5 is None or b5 is None else round((o5 - b5) * 100, 1)
+    out.append(("10-Q recall@5 >= baseline + 10 points", check(None if diff is None else diff >= 10), diff))
+    p50 = _get(f, "latency", "sizes", "100000", "ours_flat", "p50_ms")
+    out.append(("retrieval p50 < 5 ms at 100k chunks (default Flat)", check(None if p50 is None else p50 < 5), p50))
+    hnsw = _get(f, "latency", "sizes", "100000", "ours_hnsw32", "p50_ms")
+    out.append(("  same with RAG_FAISS_INDEX_FACTORY=HNSW32", check(None if hnsw is None else hnsw < 5), hnsw))
+    tps = _get(f, "generation", "tokens_per_s_ratio")
+    out.append(("service tokens/s >= 90% of raw llama.cpp", check(None if tps is None else tps >= 0.9), tps))
+    return out
+
+
+def report_render(f: dict[str, Any]) -> str:
+    out = [
+        "# GroundRAG benchmarks", "",
+        f"Generated {f['generated_at']} by `{f['command'].strip()}` ({f['mode']} mode) in {f.get('total_seconds')} s "
+        f"on {f['machine']['cpus']} CPUs ({f['machine']['platform']}). The machine is shared: compare ours with the "
+        "baseline measured in the same run, not with other runs.", "",
+        "## Targets", "",
+    ]
+    out += _table(["target", "status", "figure"], [list(t) for t in targets(f)])
+    for part in (_ingestion, _quality, _latency, _generation, _api):
+        out += part(f)
+    return "\n".join(out).rstrip() + "\n"
