@@ -36,7 +36,8 @@ def _status(section: Any) -> str | None:
 def _ingestion(f: dict[str, Any]) -> list[str]:
     out = ["## 1. Ingestion, upload to searchable", ""]
     ing = f.get("ingestion")
-    if ing is None or (s := _status(ing)):
+    s = _status(ing) if ing is not None else None
+    if ing is None or s:
         return out + [s or "_Not run._", ""]
     o, b = ing["ours"], ing["baseline"]
     out += [f"{ing['files']} 10-Q PDFs, alternating ours and baseline file by file; models loaded before timing.", ""]
@@ -52,7 +53,8 @@ def _ingestion(f: dict[str, Any]) -> list[str]:
 def _quality(f: dict[str, Any]) -> list[str]:
     out = ["## 2. Retrieval quality", ""]
     q = f.get("quality")
-    if q is None or (s := _status(q)):
+    s = _status(q) if q is not None else None
+    if q is None or s:
         return out + [s or "_Not run._", ""]
     sec = q["sec_10q"]
     out += [f"10-Q: {sec['questions']} questions (document-level; recall@k = share of the question's source files "
@@ -76,7 +78,8 @@ def _quality(f: dict[str, Any]) -> list[str]:
 def _latency(f: dict[str, Any]) -> list[str]:
     out = ["## 3. Retrieval latency (synthetic 384-d unit vectors, one query at a time, k=5)", ""]
     lat = f.get("latency")
-    if lat is None or (s := _status(lat)):
+    s = _status(lat) if lat is not None else None
+    if lat is None or s:
         return out + [s or "_Not run._", ""]
     rows = []
     for n, row in lat["sizes"].items():
@@ -90,7 +93,8 @@ def _latency(f: dict[str, Any]) -> list[str]:
 def _generation(f: dict[str, Any]) -> list[str]:
     out = ["## 4. Generation (medians of alternating runs, temperature 0, same prompt)", ""]
     g = f.get("generation")
-    if g is None or (s := _status(g)):
+    s = _status(g) if g is not None else None
+    if g is None or s:
         out += [s or "_Not run._", ""]
     else:
         keys = ["median_tokens_per_s", "median_ttft_ms", "median_tokens", "median_total_s"]
@@ -106,7 +110,8 @@ def _generation(f: dict[str, Any]) -> list[str]:
 def _api(f: dict[str, Any]) -> list[str]:
     out = ["## 5. API overhead (POST /api/v1/ask wall time minus the answer's generation_ms)", ""]
     a = f.get("api")
-    if a is None or (s := _status(a)):
+    s = _status(a) if a is not None else None
+    if a is None or s:
         return out + [s or "_Not run._", ""]
     rows = []
     for n, v in a["clients"].items():
