@@ -43,14 +43,17 @@ def browser_page() -> Iterator[object]:
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are
     # ordinary blocking calls, which Django would otherwise refuse inside a running loop.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        yield page
-        browser.close()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
+            page = browser.new_page()
+            yield page
+            browser.close()
+    finally:
+        # Only for this process's blocking ORM calls: never for the servers and commands tests start.
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def _login(page: object, base: str, username: str) -> None:
