@@ -78,6 +78,8 @@ ASGI_APPLICATION = "ragsite.asgi.application"
 def _database() -> dict[str, Any]:
     db: dict[str, Any] = env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
     if db["ENGINE"] == "django.db.backends.sqlite3":
+        # SQLite creates the file but not its folder: a fresh checkout has no var/ yet.
+        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         # WAL lets the web server read while a worker writes; IMMEDIATE avoids lock-upgrade deadlocks.
         db["OPTIONS"] = {
             "timeout": 30,
