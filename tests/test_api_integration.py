@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -27,7 +26,7 @@ from chat.models import Answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from llm.prompts import NOT_IN_DOCUMENTS
-from tests.conftest import ROOT, WorkerProcess, purge_broker, wait_for, worker_env
+from tests.conftest import ROOT, WorkerProcess, free_port, purge_broker, wait_for, worker_env
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,12 +40,6 @@ HANDBOOK = [
 LEAVE_QUESTION = "How many days of paid annual leave does an employee get?"
 OFF_TOPIC = "What is the melting point of tungsten carbide in kelvin?"
 ANSWER_WAIT_S = 240  # generous: the worker is shared with other tests on two cores
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +66,7 @@ def api_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """uvicorn serving the project against the test database (SSE and the async views need ASGI)."""
-    port = _free_port()
+    port = free_port()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         env = worker_env(data_dir, RAG_API_ANSWER_TIMEOUT=str(ANSWER_WAIT_S))
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"

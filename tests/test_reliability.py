@@ -33,17 +33,11 @@ from ingestion.tasks import ingest_document
 from retrieval import faiss_store
 from retrieval.models import IndexState
 from retrieval.services import chunks_search, index_cache_clear, index_sync
-from tests.conftest import ROOT, WorkerProcess, wait_for, worker_env
+from tests.conftest import ROOT, WorkerProcess, free_port, wait_for, worker_env
 from tests.pdf_factory import _pdf_assemble, make_text_pdf
 
 VISIBILITY_S = 6  # the restarted worker redelivers a dead worker's unacked message after this long
 FINISH_S = 300  # generous: two cores shared with other test runs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -77,7 +71,7 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(_free_port()).start()
+    server = RedisServer(free_port()).start()
     yield server
     server.kill()
 
