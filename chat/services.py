@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import ApiKey
-from chat.exceptions import ChatError, ConversationNotFound, QuestionInvalid
+from chat.exceptions import ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation
 from ingestion.models import Collection
 from llm.citations import citations_parse
@@ -208,9 +208,9 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
         max_new_tokens=settings.LLM_MAX_NEW_TOKENS,
         guardrail=settings.LLM_GUARDRAIL,
     )
-    used = {p.chunk_id for p in built.passages}
-    passages = [p for p in found.passages if p.chunk_id in used]
-    passages.sort(key=lambda p: [b.chunk_id for b in built.passages].index(p.chunk_id))
+    # The passages the prompt kept, in its numbering: [n] in the answer is passages[n - 1].
+    by_id = {p.chunk_id: p for p in found.passages}
+    passages = [by_id[b.chunk_id] for b in built.passages]
     Answer.objects.filter(id=answer_id).update(passages=_passage_records(passages), prompt_tokens=built.prompt_tokens)
     params = GenerationParams(max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE)
     t0 = time.perf_counter()
@@ -286,5 +286,3 @@ def answer_ground(*, answer_id: int) -> Answer:
     answer.refresh_from_db()
     return answer
 
-
-__all__ = ["ChatError", "answer_ask", "answer_generate", "answer_fail", "conversation_create"]

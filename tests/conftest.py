@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,25 @@ def eval_dir(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: this test needs the shared evaluation data beside the checkout")
     return path
+
+
+# Three pages with facts on known pages: the questions the answering tests ask are about page 2.
+HANDBOOK = [
+    "Welcome to Northwind Robotics. Core working hours are 10:00 to 15:00 Central European Time.",
+    "Every full-time employee receives 27 days of paid annual leave per calendar year. Up to 5 unused "
+    "leave days may be carried over into the first quarter of the next year.",
+    "The daily meal allowance on business trips is 450 Danish kroner.",
+]
+
+
+def sse_events(body: str) -> list[tuple[str, dict[str, object]]]:
+    """Server-sent events as (event name, JSON data); comments (keep-alives) are skipped."""
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "data" in lines:
+            events.append((lines.get("event", ""), json.loads(lines["data"])))
+    return events
 
 
 def wait_for(

@@ -4,7 +4,6 @@ against the served schema."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -26,17 +25,20 @@ from chat.models import Answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from llm.prompts import NOT_IN_DOCUMENTS
-from tests.conftest import ROOT, WorkerProcess, free_port, purge_broker, wait_for, worker_env
+from tests.conftest import (
+    HANDBOOK,
+    ROOT,
+    WorkerProcess,
+    free_port,
+    purge_broker,
+    sse_events,
+    wait_for,
+    worker_env,
+)
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-HANDBOOK = [
-    "Welcome to Northwind Robotics. Core working hours are 10:00 to 15:00 Central European Time.",
-    "Every full-time employee receives 27 days of paid annual leave per calendar year. Up to 5 unused "
-    "leave days may be carried over into the first quarter of the next year.",
-    "The daily meal allowance on business trips is 450 Danish kroner.",
-]
 LEAVE_QUESTION = "How many days of paid annual leave does an employee get?"
 OFF_TOPIC = "What is the melting point of tungsten carbide in kelvin?"
 ANSWER_WAIT_S = 240  # generous: the worker is shared with other tests on two cores
@@ -119,17 +121,6 @@ def handbook(tmp_path: Path) -> Collection:
 @pytest.fixture
 def key(handbook: Collection) -> str:
     return api_key_create(name="support bot", collections=[handbook], rate_limit_per_minute=0).secret
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, object]]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        lines = dict(
-            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
-        )
-        if "data" in lines:
-            events.append((lines.get("event", ""), json.loads(lines["data"])))
-    return events
 
 
 def test_ask_gives_a_cited_grounded_answer_as_json_and_as_events(api_server: str, key: str) -> None:

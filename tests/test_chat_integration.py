@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,11 @@ from chat.models import Answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from llm.prompts import NOT_IN_DOCUMENTS
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import HANDBOOK, WorkerProcess, sse_events, wait_for
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-HANDBOOK = [
-    "Welcome to Northwind Robotics. Core working hours are 10:00 to 15:00 Central European Time.",
-    "Every full-time employee receives 27 days of paid annual leave per calendar year. Up to 5 unused "
-    "leave days may be carried over into the first quarter of the next year.",
-    "The daily meal allowance on business trips is 450 Danish kroner.",
-]
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, object]]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 @pytest.fixture
