@@ -216,9 +216,13 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
     t0 = time.perf_counter()
     text, ttft, pieces = _stream_into(answer, generator.stream(messages=built.messages, params=params))
     total_ms = (time.perf_counter() - t0) * 1000
-    completion = generator.count_tokens([ChatMessage(role="assistant", content=text)]) - generator.count_tokens(
-        [ChatMessage(role="assistant", content="")]
-    ) if text else 0
+    # The answer appended to the conversation, minus the prompt: a lone assistant message is not a valid
+    # conversation for every chat template (Mistral's insists on alternating user/assistant turns).
+    completion = (
+        generator.count_tokens([*built.messages, ChatMessage(role="assistant", content=text)]) - built.prompt_tokens
+        if text
+        else 0
+    )
     decode_s = max((total_ms - (ttft or 0.0)) / 1000, 1e-6)
     fields.update(
         text=text or NOT_IN_DOCUMENTS, model_called=True, passages=_passage_records(passages),

@@ -1,5 +1,7 @@
-"""Celery tasks of the `gpu` queue. The worker runs one process per GPU (solo pool); the model is loaded once,
-when the worker starts, so the first question does not pay for it."""
+"""Celery tasks of the `gpu` queue. The worker runs one process per GPU; the model is loaded once, when the
+worker starts, so the first question does not pay for it. With llama.cpp the pool is solo (one question at a
+time); with transformers it is a threads pool whose concurrent questions share the GPU through continuous
+batching. Celery enforces no time limits in a threads pool: there an answer ends at its token limit."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Start the whole service on one machine: the web server (ASGI) and the two Celery workers.
 
 - `ingest` worker: parses, chunks and embeds uploaded PDFs.
-- `gpu` worker: one process (solo pool) that loads the generator once and answers questions. On the
-  embedded default it runs SmolLM2 on the CPU; with RAG_LLM_BACKEND=transformers it needs a GPU.
+- `gpu` worker: one process that loads the generator once and answers questions. On the embedded default
+  it runs SmolLM2 on the CPU (solo pool); with RAG_LLM_BACKEND=transformers it needs a GPU and answers up
+  to RAG_GPU_CONCURRENCY questions at once (threads pool, batched on the GPU).
 
 If one process dies, the others are stopped too, so the service never runs half up. Ctrl-C stops all.
 """
@@ -21,11 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def gpu_pool() -> list[str]:
+    """llama.cpp answers one question at a time: one solo process. The transformers backend batches
+    concurrent questions on the GPU, so its worker takes RAG_GPU_CONCURRENCY of them at once (threads)."""
+    if os.environ.get("RAG_LLM_BACKEND", "llamacpp") == "transformers":
+        return ["-P", "threads", "-c", os.environ.get("RAG_GPU_CONCURRENCY", "32")]
+    return ["-P", "solo"]
+
+
 def commands(host: str, port: int) -> dict[str, list[str]]:
     celery = [str(BIN / "celery"), "-A", "ragsite", "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     return {
         "worker-ingest": [*celery, "-Q", "ingest", "-P", "prefork", "-c", "1", "-n", "ingest@%h"],
-        "worker-gpu": [*celery, "-Q", "gpu", "-P", "solo", "-n", "gpu@%h"],
+        "worker-gpu": [*celery, "-Q", "gpu", *gpu_pool(), "-n", "gpu@%h"],
         "web": [str(BIN / "uvicorn"), "ragsite.asgi:application", "--host", host, "--port", str(port), "--no-access-log"],
     }
 

@@ -102,7 +102,12 @@ class WorkerProcess:
     """A real `celery worker` subprocess; its log is kept for assertions and failure reports."""
 
     def __init__(
-        self, env: dict[str, str], log: Path, queues: str = "ingest,gpu", name: str = "test"
+        self,
+        env: dict[str, str],
+        log: Path,
+        queues: str = "ingest,gpu",
+        name: str = "test",
+        pool: tuple[str, ...] = ("-P", "solo"),
     ) -> None:
         self.log = log
         self.cmd = [
@@ -114,8 +119,7 @@ class WorkerProcess:
             "worker",
             "-Q",
             queues,
-            "-P",
-            "solo",
+            *pool,
             "--loglevel",
             "INFO",
             "-n",

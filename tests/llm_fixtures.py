@@ -79,11 +79,14 @@ def tiny_tokenizer_build() -> Any:
     return tokenizer
 
 
-def tiny_mistral_build(path: Path, *, seed: int = 0, generation: dict[str, Any] | None = None) -> Path:
+def tiny_mistral_build(
+    path: Path, *, seed: int = 0, generation: dict[str, Any] | None = None, window: int = 256
+) -> Path:
     """Save a random-weight MistralForCausalLM (GQA, sliding window) and its tokenizer into `path`.
 
     `generation` overrides the saved generation config, e.g. `suppress_tokens` so that a random model
-    never ends early, or `exponential_decay_length_penalty` so that it reliably does.
+    never ends early, or `exponential_decay_length_penalty` so that it reliably does. `window` is the
+    sliding window, which is also the context the generator allows.
     """
     import torch
     from transformers import MistralConfig, MistralForCausalLM
@@ -96,8 +99,8 @@ def tiny_mistral_build(path: Path, *, seed: int = 0, generation: dict[str, Any] 
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
-        sliding_window=256,
+        max_position_embeddings=max(512, window),
+        sliding_window=window,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -218,6 +218,99 @@ def test_transformers_sampling_with_full_precision(tiny_dirs) -> None:
     assert type(generator._model.model.layers[0].self_attn.q_proj).__name__ == "Linear"
 
 
+@pytest.fixture(scope="module")
+def tiny_batched(tiny_dirs):
+    """The same NF4 model behind transformers' continuous batching (on the CPU: no CUDA graphs)."""
+    generator: Any = generator_build(
+        backend="transformers", model=str(tiny_dirs[0]), local_files_only=True, batching="continuous"
+    )
+    generator.warm_up()
+    yield generator
+    generator._engine.stop()
+
+
+def _question(topic: str) -> list[ChatMessage]:
+    return [QUESTION[0], ChatMessage(role="user", content=f"what does the travel policy say about {topic}")]
+
+
+@pytest.mark.slow
+def test_batched_streams_and_greedy_is_deterministic(tiny_batched) -> None:
+    assert tiny_batched.batching == "continuous"
+    pieces = list(tiny_batched.stream(messages=QUESTION, params=GREEDY))
+    text = "".join(pieces)
+    assert len(pieces) >= 2
+    produced = len(tiny_batched._tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert 1 <= produced <= GREEDY.max_new_tokens
+    assert "</s>" not in text
+    assert "".join(tiny_batched.stream(messages=QUESTION, params=GREEDY)) == text
+
+
+@pytest.mark.slow
+def test_batched_concurrent_questions_each_get_their_own_answer(tiny_batched) -> None:
+    """Eight threads ask at once, each with its own token limit: every stream must end at its own limit.
+
+    The model never emits end-of-sequence (its special tokens are suppressed), so lengths are exact and a
+    stream that received a neighbour's tokens would show a wrong length. Texts are compared with asking
+    alone too, but only in aggregate: a batched forward pass rounds differently from a single one, and
+    the near-tied logits of a random model sometimes flip a later token.
+    """
+    topics = ["hotels", "meals", "receipts", "flights", "taxis", "mileage", "approval", "refunds"]
+    limits = {t: 4 + i for i, t in enumerate(topics)}
+
+    def ask_one(topic: str) -> str:
+        params = GenerationParams(max_new_tokens=limits[topic], temperature=0)
+        return "".join(tiny_batched.stream(messages=_question(topic), params=params))
+
+    alone = {t: ask_one(t) for t in topics}
+    together: dict[str, str] = {}
+    barrier = threading.Barrier(len(topics))
+
+    def ask(topic: str) -> None:
+        barrier.wait()
+        together[topic] = ask_one(topic)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in topics]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    tokenizer = tiny_batched._tokenizer
+    for topic in topics:
+        for text in (alone[topic], together[topic]):
+            assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) == limits[topic], (topic, text)
+    assert sum(together[t] == alone[t] for t in topics) >= len(topics) // 2, (together, alone)
+    assert not tiny_batched._engine._requests  # every request unregistered
+
+
+@pytest.mark.slow
+def test_batched_closing_early_cancels_and_the_engine_goes_on(tiny_batched) -> None:
+    stream = tiny_batched.stream(messages=QUESTION, params=GenerationParams(max_new_tokens=150, temperature=0))
+    assert next(stream)
+    stream.close()
+    assert not tiny_batched._engine._requests
+    text = "".join(tiny_batched.stream(messages=_question("meals"), params=GenerationParams(max_new_tokens=5, temperature=0.7)))
+    assert 1 <= len(text.split()) <= 5
+
+
+@pytest.mark.slow
+def test_batched_stop_string_and_context_overflow(tiny_batched) -> None:
+    text = "".join(tiny_batched.stream(messages=QUESTION, params=GREEDY))
+    words = text.split()
+    stop = next(w for w in words[1:] if w != words[0])
+    cut = "".join(tiny_batched.stream(messages=QUESTION, params=GenerationParams(max_new_tokens=12, temperature=0, stop=(stop,))))
+    assert cut == text[: text.index(stop)]
+    huge = [ChatMessage(role="user", content="hotel " * 400)]
+    with pytest.raises(ContextOverflow):
+        tiny_batched.stream(messages=huge, params=GREEDY)
+
+
+def test_batching_option_is_checked() -> None:
+    with pytest.raises(GeneratorUnavailable, match="batching"):
+        generator_build(backend="transformers", batching="sometimes")
+    with pytest.raises(GeneratorUnavailable, match="batching_options"):
+        generator_build(backend="transformers", batching_options={"kv_pading": 256})
+
+
 def test_transformers_missing_model_says_what_to_do(tmp_path) -> None:
     generator = generator_build(
         backend="transformers", model=str(tmp_path / "no-such-model"), local_files_only=True

@@ -16,6 +16,7 @@ from jinja2 import TemplateError
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system, pieces_cut_at_stop
+from llm.generators.hf_batching import BatchingOptions, ContinuousEngine
 from ragsite.logs import log_event
 
 if TYPE_CHECKING:
@@ -41,11 +42,25 @@ class TransformersGenerator:
         device_map: str | None = None,
         local_files_only: bool | None = None,
         max_context: int | None = DEFAULT_MAX_CONTEXT,
+        batching: str = "auto",
+        batching_options: dict[str, Any] | None = None,
     ) -> None:
         if quantization not in ("nf4", "none"):
             raise GeneratorUnavailable(
                 f"Unknown quantization {quantization!r} for {model}: use 'nf4' (4-bit) or 'none'."
             )
+        if batching not in ("auto", "continuous", "off"):
+            raise GeneratorUnavailable(
+                f"Unknown batching {batching!r}: use 'auto' (continuous on a GPU), 'continuous' or 'off'."
+            )
+        try:
+            self._batching_options = BatchingOptions(**(batching_options or {}))
+        except TypeError as exc:
+            raise GeneratorUnavailable(f"Bad batching_options ({exc}): see llm/generators/hf_batching.py.") from exc
+        self._batching = batching
+        self._engine: ContinuousEngine | None = None
+        # Without batching, one generate() at a time: concurrent calls would only fight over the GPU.
+        self._generate_lock = threading.Lock()
         self.model_name = model
         self._quant = quantization
         self._double_quant = double_quant
@@ -133,6 +148,12 @@ class TransformersGenerator:
         model.eval()
         self._tokenizer = tokenizer
         self._context_window = _context_window(model.config, self._max_context)
+        if self._batching == "continuous" or (self._batching == "auto" and model.device.type == "cuda"):
+            self._engine = ContinuousEngine(
+                model=model, tokenizer=tokenizer, options=self._batching_options, model_name=self.model_name
+            )
+            self._engine.start()
+            self._engine_warm_up()
         self._model = model  # last: warm_up's unlocked fast path reads it
         log_event(
             logger,
@@ -143,8 +164,24 @@ class TransformersGenerator:
             device_map=str(device_map),
             device=str(model.device),
             context_window=self._context_window,
+            batching="continuous" if self._engine is not None else "off",
             seconds=time.monotonic() - started,
         )
+
+    def _engine_warm_up(self) -> None:
+        """One short answer, so that the first question does not pay for capturing the CUDA graphs."""
+        assert self._engine is not None
+        ids, self._fold_system = chat_template_ids(
+            tokenizer=self._tokenizer,
+            messages=[ChatMessage(role="user", content="Hello")],
+            fold_system=self._fold_system,
+        )
+        for _ in self._engine.stream(ids, max_new_tokens=4, temperature=0.0, top_p=1.0):
+            pass
+
+    @property
+    def batching(self) -> str:
+        return "continuous" if self._engine is not None else "off"
 
     def _prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
         ids, self._fold_system = chat_template_ids(
@@ -166,9 +203,19 @@ class TransformersGenerator:
                 "send fewer passages or a shorter conversation."
             )
         max_new = min(params.max_new_tokens, room)
-        return pieces_cut_at_stop(self._generate(ids, params, max_new), params.stop)
+        if self._engine is not None:
+            pieces = self._engine.stream(
+                ids, max_new_tokens=max_new, temperature=params.temperature, top_p=params.top_p
+            )
+        else:
+            pieces = self._generate(ids, params, max_new)
+        return pieces_cut_at_stop(pieces, params.stop)
 
     def _generate(self, ids: list[int], params: GenerationParams, max_new: int) -> Iterator[str]:
+        with self._generate_lock:
+            yield from self._generate_one(ids, params, max_new)
+
+    def _generate_one(self, ids: list[int], params: GenerationParams, max_new: int) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
