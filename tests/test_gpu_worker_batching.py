@@ -73,7 +73,7 @@ def test_threads_pool_answers_concurrent_questions_in_one_batch(
         conversation = Conversation.objects.create(collection=collection, title=question)
         ids.append(Answer.objects.create(conversation=conversation, question=question).id)
     for answer_id in ids:
-        generate_answer.apply_async(args=[answer_id], queue=QUEUE)
+        generate_answer.apply_async(args=(answer_id,), queue=QUEUE)
 
     answers = wait_for(
         lambda: (
