@@ -175,8 +175,11 @@ def ingestion_bench(*, pdfs: list[Path], log: Callable[[str], None]) -> tuple[di
             system.ingest(path)
         log(f"  ingest {n + 1}/{len(pdfs)} {path.name}: ours {ours.run.seconds:.1f}s, baseline {baseline.run.seconds:.1f}s")
     o, b = ours.run.figures(), baseline.run.figures()
+    from retrieval.embedding import embedder_get
+
     figures = {
-        "files": len(pdfs), "ours": o, "baseline": b,
+        # The variant (RAG_EMBED_QUANTIZE) that embedded our chunks and, the same one, the queries.
+        "files": len(pdfs), "ours_embedder": embedder_get().name, "ours": o, "baseline": b,
         "pages_per_s_ratio": round(o["pages_per_s"] / b["pages_per_s"], 2) if b["pages_per_s"] else None,
         # Same pages for both: the ratio over the pages both could open is the fair one.
         "seconds_ratio_baseline_over_ours": round(b["seconds"] / o["seconds"], 2) if o["seconds"] else None,

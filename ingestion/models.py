@@ -57,6 +57,9 @@ class Document(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     attempts = models.PositiveIntegerField(default=0)
+    # The embedder (model and variant, e.g. 'all-MiniLM-L6-v2+int8') that made the chunks' vectors; queries
+    # are embedded by the current one, so documents of another are re-embedded (`manage.py reembed_stale`).
+    embedder = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

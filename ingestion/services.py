@@ -219,7 +219,9 @@ def document_ingest(*, document_id: int) -> Document:
             ],
             batch_size=500,
         )
-        Document.objects.filter(id=document_id).update(page_count=parsed.page_count, warnings=list(parsed.warnings))
+        Document.objects.filter(id=document_id).update(
+            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder.name
+        )
     progress.set(0.97, "indexing", force=True)
     index_sync(collection_id=document.collection_id)
     Document.objects.filter(id=document_id).update(
@@ -258,6 +260,19 @@ def document_reindex(*, document: Document) -> Document:
         _enqueue_ingest(document.id)
     document.refresh_from_db()
     return document
+
+
+def documents_reembed_stale(*, embedder_name: str) -> list[int]:
+    """Queue every ready document whose vectors came from another embedder than `embedder_name` (a model or
+    RAG_EMBED_QUANTIZE change): their chunks would otherwise be searched with query vectors of another model."""
+    stale = Document.objects.filter(status=Document.Status.READY).exclude(embedder=embedder_name).exclude(file="")
+    ids: list[int] = []
+    for document in stale:
+        document_reindex(document=document)
+        ids.append(document.id)
+    if ids:
+        log_event(logger, "documents_reembed_queued", count=len(ids), embedder=embedder_name)
+    return ids
 
 
 def collection_index_sync(*, collection_id: int) -> None:

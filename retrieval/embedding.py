@@ -2,12 +2,19 @@
 
 The model is loaded on first use in the process that needs it (a worker embedding chunks, a web process
 embedding a query), once, never at import.
+
+`RAG_EMBED_QUANTIZE=int8` (the default) runs MiniLM's Linear layers as int8 with per-channel dynamic
+quantization on the CPU: measured 1.26-1.46x the float32 throughput on 2 AVX2 cores, vectors at mean
+cosine 0.978 (min 0.93) to the float32 ones; per-tensor scales were as fast but at cosine 0.93. The
+embedder's `name` records the variant and each document records the name it was embedded with: queries
+must be embedded by the same variant as the chunks they search (`manage.py reembed_stale`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,9 +25,11 @@ from django.utils.module_loading import import_string
 
 from retrieval.exceptions import EmbedderUnavailable
 
+QUANTIZE_CHOICES = ("int8", "none")
+
 
 class Embedder(Protocol):
-    name: str
+    name: str  # model and variant (e.g. 'all-MiniLM-L6-v2+int8'): vectors of different names do not mix
     dimension: int
     max_tokens: int
 
@@ -49,14 +58,20 @@ def bundled_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """sentence-transformers on the CPU (or GPU if torch sees one); vectors are L2-normalized float32."""
 
-    def __init__(self, *, model: str = "", threads: int = 0) -> None:
+    def __init__(self, *, model: str = "", threads: int = 0, quantize: str = "none") -> None:
+        if quantize not in QUANTIZE_CHOICES:
+            raise EmbedderUnavailable(
+                f"RAG_EMBED_QUANTIZE={quantize!r} is not supported: use one of {', '.join(QUANTIZE_CHOICES)}"
+            )
         self._model_ref = model or str(bundled_model_path())
         self._threads = threads
+        self._quantize = quantize
         self._model: Any = None
         self._lock = threading.Lock()
-        self.name = Path(self._model_ref).name if os.path.isdir(self._model_ref) else self._model_ref
-        if self.name == "model":  # the bundled package keeps its files in a dir named 'model'
-            self.name = "all-MiniLM-L6-v2"
+        base = Path(self._model_ref).name if os.path.isdir(self._model_ref) else self._model_ref
+        if base == "model":  # the bundled package keeps its files in a dir named 'model'
+            base = "all-MiniLM-L6-v2"
+        self.name = base if quantize == "none" else f"{base}+{quantize}"
         self.dimension = 0
         self.max_tokens = 0
 
@@ -70,13 +85,17 @@ class SentenceTransformerEmbedder:
 
             if self._threads:
                 torch.set_num_threads(self._threads)
+            # int8 kernels are CPU-only: a quantized embedder stays on the CPU even where a GPU is seen.
+            on_cpu = self._quantize != "none" or not torch.cuda.is_available()
             try:
-                model = SentenceTransformer(self._model_ref, device="cpu" if not torch.cuda.is_available() else None)
+                model = SentenceTransformer(self._model_ref, device="cpu" if on_cpu else None)
             except (OSError, ValueError) as exc:
                 raise EmbedderUnavailable(
                     f"Embedding model {self._model_ref!r} could not be loaded ({exc}): set RAG_EMBEDDER_MODEL "
                     "to a local sentence-transformers directory, or unset it to use the bundled model"
                 ) from exc
+            if self._quantize == "int8":
+                _quantize_int8(model)
             self.dimension = int(model.get_embedding_dimension() or 0)
             self.max_tokens = int(model.max_seq_length or 0)
             self._model = model
@@ -97,22 +116,42 @@ class SentenceTransformerEmbedder:
         progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         self.warm_up()
+        import torch
+
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Sorting by length keeps padding (wasted compute) low within each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            vectors = self._model.encode(
-                [texts[i] for i in idx],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            with torch.inference_mode():
+                vectors = self._model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             out[idx] = vectors.astype(np.float32, copy=False)
             if progress is not None:
                 progress(min(start + batch_size, len(texts)), len(texts))
         return out
+
+
+def _quantize_int8(model: Any) -> None:
+    """Linear layers to int8 weights (one scale per output channel), activations quantized per batch.
+
+    Embeddings, LayerNorm and attention's softmax stay float32: they are cheap and the most sensitive.
+    """
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    engines = torch.backends.quantized.supported_engines
+    torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else engines[0]
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); torch 2.13 still has it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
 _lock = threading.Lock()
@@ -125,7 +164,9 @@ def embedder_get() -> Embedder:
     with _lock:
         if _embedder is None:
             cls = import_string(settings.EMBEDDER)
-            _embedder = cls(model=settings.EMBEDDER_MODEL, threads=settings.EMBED_THREADS)
+            _embedder = cls(
+                model=settings.EMBEDDER_MODEL, threads=settings.EMBED_THREADS, quantize=settings.EMBED_QUANTIZE
+            )
         return _embedder
 
 
