@@ -7,6 +7,7 @@ and moved into place with os.replace, so a reader never sees half a file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import faiss
 import numpy as np
 
 from retrieval.exceptions import IndexUnavailable
+
+_VERSIONED = re.compile(r"v(\d+)\.(?:faiss|bm25\.npz)")
 
 
 def index_new(*, dimension: int, factory: str) -> Any:
@@ -75,12 +78,14 @@ def index_load(*, path: Path) -> Any:
 
 
 def index_prune(*, root: Path, collection_id: int, keep_from_version: int) -> None:
-    """Delete versions older than keep_from_version (the previous one stays for readers mid-load)."""
+    """Delete the files (FAISS and BM25) of versions older than keep_from_version.
+
+    The previous version stays for readers mid-load.
+    """
     folder = root / str(collection_id)
     if not folder.is_dir():
         return
     for entry in folder.iterdir():
-        stem = entry.name.removesuffix(".faiss")
-        if entry.suffix == ".faiss" and stem.startswith("v") and stem[1:].isdigit():
-            if int(stem[1:]) < keep_from_version:
-                entry.unlink(missing_ok=True)
+        match = _VERSIONED.fullmatch(entry.name)
+        if match and int(match.group(1)) < keep_from_version:
+            entry.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from ingestion.models import Chunk, Document
 from ragsite.logs import log_event
-from retrieval import faiss_store
+from retrieval import faiss_store, lexical
 from retrieval.embedding import embedder_get
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
@@ -27,6 +27,7 @@ from retrieval.models import IndexState
 logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 5000
+_RRF_K = 60  # the constant of Cormack et al.; ranks past it weigh little
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,41 @@ def _rebuild(*, db_ids: set[int], dimension: int) -> Any:
     return index
 
 
+def _lexical_texts(ids: list[int]) -> tuple[np.ndarray, list[str]]:
+    """What BM25 indexes per chunk: the document's file name, then the chunk's text.
+
+    The name carries what a chunk's own text rarely says and questions do ("2023 Q3 AAPL").
+    """
+    out_ids: list[int] = []
+    texts: list[str] = []
+    for start in range(0, len(ids), _LOAD_BATCH):
+        rows = Chunk.objects.filter(id__in=ids[start : start + _LOAD_BATCH]).values_list(
+            "id", "document__original_name", "text"
+        )
+        for cid, name, text in rows:
+            out_ids.append(cid)
+            texts.append(f"{name}\n{text}")
+    return np.asarray(out_ids, dtype=np.int64), texts
+
+
+def _lexical_current(state: IndexState) -> lexical.LexicalIndex | None:
+    path = lexical.lexical_path(root=settings.INDEX_DIR, collection_id=state.collection_id, version=state.version)
+    try:
+        return lexical.lexical_load(path=path)
+    except IndexUnavailable as exc:
+        log_event(logger, "lexical_unreadable", level=logging.WARNING, collection=state.collection_id, reason=str(exc))
+        return None
+
+
+def _lexical_next(previous: lexical.LexicalIndex | None, *, db_ids: set[int], gone: np.ndarray, added: np.ndarray) -> lexical.LexicalIndex:
+    """The BM25 index for the new version: the previous one updated, or built from every chunk's row."""
+    if previous is None:
+        ids, texts = _lexical_texts(sorted(db_ids))
+        return lexical.lexical_build(ids=ids, texts=texts)
+    ids, texts = _lexical_texts(added.tolist())
+    return lexical.lexical_update(previous, remove_ids=gone, add_ids=ids, add_texts=texts)
+
+
 def _current(state: IndexState) -> Any | None:
     if state.version == 0:
         return None
@@ -95,34 +131,36 @@ def _current(state: IndexState) -> Any | None:
 
 
 def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
-    """Make the collection's index hold exactly the collection's chunks, and publish a new version."""
+    """Make the collection's indexes (FAISS and BM25) hold exactly the collection's chunks, and publish a new version."""
     t0 = time.perf_counter()
     IndexState.objects.get_or_create(collection_id=collection_id)
     with transaction.atomic():
         state = IndexState.objects.select_for_update().get(collection_id=collection_id)
         db_ids = set(Chunk.objects.filter(document__collection_id=collection_id).values_list("id", flat=True))
         index = None if rebuild else _current(state)
+        bm25 = None if index is None else _lexical_current(state)
         dimension = state.dimension or _dimension()
         added = removed = 0
         rebuilt = index is None
+        gone = new_ids = np.zeros(0, dtype=np.int64)
         if index is not None:
             have = set(faiss_store.index_ids(index).tolist())
             gone = np.fromiter(have - db_ids, dtype=np.int64)
-            new = sorted(db_ids - have)
             if not faiss_store.index_remove(index, ids=gone):
                 index, rebuilt = None, True
             else:
-                ids, vectors = _vectors_for(new)
-                faiss_store.index_add(index, ids=ids, vectors=vectors)
-                added, removed = len(ids), len(gone)
-                if not added and not removed:
+                new_ids, vectors = _vectors_for(sorted(db_ids - have))
+                faiss_store.index_add(index, ids=new_ids, vectors=vectors)
+                added, removed = len(new_ids), len(gone)
+                if not added and not removed and bm25 is not None:
                     return IndexSyncResult(collection_id, state.version, 0, 0, int(index.ntotal), False)
         if index is None:
-            index = _rebuild(db_ids=db_ids, dimension=dimension)
+            index, bm25 = _rebuild(db_ids=db_ids, dimension=dimension), None
             added = int(index.ntotal)
+        bm25 = _lexical_next(bm25, db_ids=db_ids, gone=gone, added=new_ids)
         version = state.version + 1
-        path = faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version)
-        faiss_store.index_save(index, path=path)
+        faiss_store.index_save(index, path=faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
+        lexical.lexical_save(bm25, path=lexical.lexical_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
         state.version, state.vector_count, state.dimension = version, int(index.ntotal), dimension
         state.factory = settings.FAISS_INDEX_FACTORY
         state.save()
@@ -135,37 +173,50 @@ def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
     return result
 
 
+@dataclass(frozen=True)
+class _Held:
+    version: int
+    index: Any
+    bm25: lexical.LexicalIndex | None  # None when hybrid search is off
+
+
 class _ReaderCache:
     """Per-process copies of indexes, each tagged with the version it was loaded from."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._indexes: dict[int, tuple[int, Any]] = {}
+        self._held: dict[int, _Held] = {}
 
-    def get(self, collection_id: int) -> Any | None:
+    def get(self, collection_id: int) -> _Held | None:
         version = IndexState.objects.filter(collection_id=collection_id).values_list("version", flat=True).first()
         if not version:
             return None
+        hybrid = bool(settings.SEARCH_HYBRID)
         with self._lock:
-            held = self._indexes.get(collection_id)
-            if held is not None and held[0] == version:
-                return held[1]
-        path = faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version)
+            held = self._held.get(collection_id)
+            if held is not None and held.version == version and (held.bm25 is not None or not hybrid):
+                return held
         try:
-            index = faiss_store.index_load(path=path)
+            held = self._load(collection_id, version, hybrid=hybrid)
         except IndexUnavailable as exc:
             # A missing or damaged file is only a lost cache: rebuild it from the database.
             log_event(logger, "index_repair", level=logging.WARNING, collection=collection_id, reason=str(exc))
             version = index_sync(collection_id=collection_id, rebuild=True).version
-            path = faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version)
-            index = faiss_store.index_load(path=path)
+            held = self._load(collection_id, version, hybrid=hybrid)
         with self._lock:
-            self._indexes[collection_id] = (version, index)
-        return index
+            self._held[collection_id] = held
+        return held
+
+    @staticmethod
+    def _load(collection_id: int, version: int, *, hybrid: bool) -> _Held:
+        root = settings.INDEX_DIR
+        index = faiss_store.index_load(path=faiss_store.index_path(root=root, collection_id=collection_id, version=version))
+        bm25 = lexical.lexical_load(path=lexical.lexical_path(root=root, collection_id=collection_id, version=version)) if hybrid else None
+        return _Held(version, index, bm25)
 
     def clear(self) -> None:
         with self._lock:
-            self._indexes.clear()
+            self._held.clear()
 
 
 _readers = _ReaderCache()
@@ -175,21 +226,48 @@ def index_cache_clear() -> None:
     _readers.clear()
 
 
+def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
+    """Reciprocal rank fusion: ids ordered by the sum over rankings of 1 / (constant + rank), best first."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, cid in enumerate(ranking):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (constant + rank + 1)
+    return sorted(fused, key=lambda cid: -fused[cid])
+
+
+def _candidates(
+    held: _Held, *, bm25: lexical.LexicalIndex | None, query: str, vector: np.ndarray, depth: int
+) -> tuple[list[int], dict[int, float]]:
+    """Candidate chunk ids best first, and the cosine similarities the vector search found."""
+    scores, ids = held.index.search(vector, min(held.index.ntotal, depth))
+    cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+    if bm25 is None:
+        return list(cosine), cosine
+    lexical_ids, _ = bm25.search(query, depth)
+    return rrf_fuse([list(cosine), lexical_ids.tolist()]), cosine
+
+
 def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
-    """The k passages of READY documents most similar to the query, best first."""
+    """The k passages of READY documents that best match the query, best first.
+
+    Hybrid (settings.SEARCH_HYBRID): vector and BM25 rankings fused by reciprocal rank. A passage's score
+    is always its cosine similarity to the query, so thresholds on it mean the same in both modes.
+    """
     t0 = time.perf_counter()
-    index = _readers.get(collection_id)
-    if index is None or index.ntotal == 0 or not query.strip():
+    held = _readers.get(collection_id)
+    if held is None or held.index.ntotal == 0 or not query.strip():
         return []
     vector = embedder_get().embed([query])
     # Ask for a few extra: chunks of a document being deleted or re-indexed are filtered out below.
-    scores, ids = index.search(vector, min(index.ntotal, k + 10))
-    ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    bm25 = held.bm25 if settings.SEARCH_HYBRID else None  # the cache may hold one loaded before a switch-off
+    depth = k + 10 if bm25 is None else max(k + 10, settings.SEARCH_HYBRID_DEPTH)
+    ranked, cosine = _candidates(held, bm25=bm25, query=query, vector=vector, depth=depth)
+    ranked = ranked[: k + 10]
     rows = {
         c.id: c
-        for c in Chunk.objects.filter(id__in=[i for i, _ in ranked], document__status=Document.Status.READY)
+        for c in Chunk.objects.filter(id__in=ranked, document__status=Document.Status.READY)
         .select_related("document")
-        .only("id", "text", "page_start", "page_end", "document__id", "document__original_name")
+        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
     }
     passages = [
         Passage(
@@ -199,13 +277,13 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
             page_start=rows[cid].page_start,
             page_end=rows[cid].page_end,
             text=rows[cid].text,
-            score=score,
+            score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
         )
-        for cid, score in ranked
+        for cid in ranked
         if cid in rows
     ][:k]
     log_event(
-        logger, "search", collection=collection_id, k=k, hits=len(passages),
+        logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=bm25 is not None,
         ms=round((time.perf_counter() - t0) * 1000, 2),
     )
     return passages
