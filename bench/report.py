@@ -40,7 +40,8 @@ def _ingestion(f: dict[str, Any]) -> list[str]:
     if ing is None or s:
         return out + [s or "_Not run._", ""]
     o, b = ing["ours"], ing["baseline"]
-    out += [f"{ing['files']} 10-Q PDFs, alternating ours and baseline file by file; models loaded before timing.", ""]
+    out += [f"{ing['files']} 10-Q PDFs, alternating ours and baseline file by file; models loaded before timing. "
+            f"Our embedder: {ing.get('ours_embedder', 'n/a')} (RAG_EMBED_QUANTIZE); the baseline's: float32.", ""]
     keys = ["files_ok", "pages", "chunks", "seconds", "pages_per_s", "chunks_per_s", "embed_share", "peak_rss_growth_mb", "peak_rss_mb"]
     out += _table(["", "ours", "LangChain baseline"], [[k, o[k], b[k]] for k in keys])
     out += [f"Stage seconds, ours: {o['stage_seconds']}; baseline: {b['stage_seconds']}.", ""]
@@ -101,9 +102,34 @@ def _generation(f: dict[str, Any]) -> list[str]:
         out += [f"CPU: {g['model']} via llama.cpp, {g['threads']} threads, {g['reps']} runs each, up to {g['max_tokens']} tokens.", ""]
         out += _table(["", *keys], [[n, *[g[n][k] for k in keys]] for n in ("ours", "raw")])
         out += [f"**tokens/s ours/raw: {_fmt(g['tokens_per_s_ratio'])}; TTFT ours/raw: {_fmt(g['ttft_ratio'])}**", ""]
-    gpu = f.get("generation_gpu")
-    out += ["GPU (transformers, nf4 4-bit, Mistral-7B-shaped random weights): "
-            + (_status(gpu) or f"```\n{gpu}\n```") if gpu is not None else "GPU: not run.", ""]
+    out += _generation_gpu(f.get("generation_gpu"))
+    return out
+
+
+def _generation_gpu(gpu: dict[str, Any] | None) -> list[str]:
+    out = ["### GPU: transformers + bitsandbytes NF4 4-bit, Mistral-7B-shaped model (random weights)", ""]
+    s = _status(gpu) if gpu is not None else None
+    if gpu is None or s:
+        return out + [s or "_Not run._", ""]
+    if gpu.get("note"):
+        out += [f"_{gpu['note']}._", ""]
+    for run in gpu["runs"]:
+        single = run["single"]
+        out += [f"{run['device']}, torch {run['torch']}, transformers {run['transformers']}, bitsandbytes "
+                f"{run['bitsandbytes']}; {run['quantization']}; prompt {run['prompt_tokens']} tokens, {run['max_tokens']} "
+                f"new tokens, greedy, {run['reps']} alternating runs; from `{run['source']}`"
+                + (f" ({run['measured_on']})" if run.get("measured_on") else "") + ".", ""]
+        keys = ["median_tokens_per_s", "median_ttft_ms", "median_total_s"]
+        names = {"ours": "ours (service, continuous batching)", "raw_continuous_batching": "raw transformers continuous batching",
+                 "raw_generate": "raw `model.generate`"}
+        out += _table(["single stream", *keys], [[names[n], *[single[n][k] for k in keys]] for n in names])
+        rows = [[n, v["aggregate_tokens_per_s"], v["median_stream_tokens_per_s"], v["median_ttft_ms"], v["max_ttft_ms"]]
+                for n, v in run["concurrent_ours"].items()]
+        out += _table(["concurrent questions (ours)", "aggregate tokens/s", "median tokens/s per stream",
+                       "median TTFT ms", "max TTFT ms"], rows)
+        out += [f"**single stream ours: {_fmt(single['ours']['median_tokens_per_s'])} tokens/s (target "
+                f"{_fmt(run['single_stream_target'])}); ours/`generate`: {_fmt(run['tokens_per_s_ratio_vs_generate'])}; "
+                f"ours/raw continuous batching: {_fmt(run['tokens_per_s_ratio_vs_raw_cb'])}**", ""]
     return out
 
 
@@ -143,6 +169,15 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     out.append(("  same with RAG_FAISS_INDEX_FACTORY=HNSW32", check(None if hnsw is None else hnsw < 5), hnsw))
     tps = _get(f, "generation", "tokens_per_s_ratio")
     out.append(("service tokens/s >= 90% of raw llama.cpp", check(None if tps is None else tps >= 0.9), tps))
+    for run in _get(f, "generation_gpu", "runs") or []:
+        label = run.get("quantization", "nf4")
+        single = run["single"]["ours"]["median_tokens_per_s"]
+        out.append((f"GPU single stream >= 60 tokens/s ({label})", check(single >= run["single_stream_target"]), single))
+        aggregate = [v["aggregate_tokens_per_s"] for v in run["concurrent_ours"].values()]
+        grows = all(b > a for a, b in zip(aggregate, aggregate[1:], strict=False))
+        out.append((f"GPU aggregate tokens/s grows with 1/8/32 questions ({label})", check(grows), aggregate))
+        overhead = run["tokens_per_s_ratio_vs_raw_cb"]
+        out.append((f"GPU service tokens/s >= 90% of raw transformers ({label})", check(overhead >= 0.9), overhead))
     return out
 
 
