@@ -184,7 +184,9 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
 def report_render(f: dict[str, Any]) -> str:
     out = [
         "# GroundRAG benchmarks", "",
-        f"Generated {f['generated_at']} by `{f['command'].strip()}` ({f['mode']} mode) in {f.get('total_seconds')} s "
+        f"Generated {f['generated_at']} by "
+        + (" then ".join(f"`{r['command'].strip()}`" for r in f["runs"]) if f.get("runs") else f"`{f['command'].strip()}`")
+        + f" ({f['mode']} mode) in {f.get('total_seconds')} s "
         f"on {f['machine']['cpus']} CPUs ({f['machine']['platform']}). The machine is shared: compare ours with the "
         "baseline measured in the same run, not with other runs.", "",
         "## Targets", "",

@@ -37,6 +37,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=0, help="ingest only the first N PDFs (0: all 20)")
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these (quality and api need ingestion)")
     parser.add_argument("--no-publish", action="store_true", help="write bench/out/ only, not bench/REPORT.md")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other sections of bench/out/figures.json (a long run done in parts)")
     parser.add_argument("--gpu-figures", nargs="+", type=Path, default=sorted(GPU_DIR.glob("*.json")),
                         help="figures of `python -m bench.generation --gpu` runs to report where this machine has no CUDA "
                              "(default: the committed bench/gpu/*.json)")
@@ -107,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         _section(figures, "api", lambda: api_overhead_bench(
             collection_id=ours.collection.id, clients=[1, 10] if quick else [1, 10, 50], max_new_tokens=16 if quick else 64, log=log))
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    if args.merge and (OUT / "figures.json").exists():
+        earlier = json.loads((OUT / "figures.json").read_text(encoding="utf-8"))
+        seconds = {**earlier.get("section_seconds", {}), **figures.get("section_seconds", {})}
+        runs = [*earlier.get("runs", [{"command": earlier.get("command"), "generated_at": earlier.get("generated_at")}]),
+                {"command": figures["command"], "generated_at": figures["generated_at"]}]
+        figures = {**earlier, **figures, "section_seconds": seconds, "runs": runs,
+                   "total_seconds": round(sum(seconds.values()), 1)}
     from bench.report import report_render
 
     OUT.mkdir(parents=True, exist_ok=True)
