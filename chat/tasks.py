@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -34,6 +34,13 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     embedder_get().warm_up()
     services.grounding_warm_up()
     log_event(logger, "gpu_worker_warm", backend=generator.backend, model=generator.model_name)
+
+
+@worker_shutdown.connect
+def _shut_down(**_: Any) -> None:
+    from llm.generators import generator_close
+
+    generator_close()
 
 
 @shared_task(

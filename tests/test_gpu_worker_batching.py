@@ -100,3 +100,12 @@ def test_threads_pool_answers_concurrent_questions_in_one_batch(
     )
     overlapping = sum(1 for (_, end), (start, _) in zip(windows, windows[1:], strict=False) if start < end)
     assert overlapping >= 1, windows
+
+
+def test_worker_with_a_batching_thread_stops_on_sigterm(batching_worker: WorkerProcess) -> None:
+    """transformers' batching thread is not a daemon: the worker must stop it at shutdown, or never exit."""
+    proc = batching_worker.proc
+    assert proc is not None and proc.poll() is None
+    assert "event=batching_started" in batching_worker.log_text()  # the engine runs (a question was answered)
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0

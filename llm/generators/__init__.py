@@ -20,6 +20,7 @@ __all__ = [
     "GenerationParams",
     "Generator",
     "generator_build",
+    "generator_close",
     "generator_get",
     "generator_reset",
     "messages_fold_system",
@@ -73,3 +74,15 @@ def generator_reset() -> None:
     global _instance
     with _lock:
         _instance = None
+
+
+def generator_close() -> None:
+    """Stop the process's generator threads, if it was built (a worker shutting down).
+
+    transformers' continuous-batching thread is not a daemon: left running, it keeps a worker process
+    alive after Celery's warm shutdown.
+    """
+    instance = _instance
+    close = getattr(instance, "close", None)
+    if close is not None:
+        close()

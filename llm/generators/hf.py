@@ -179,6 +179,11 @@ class TransformersGenerator:
         for _ in self._engine.stream(ids, max_new_tokens=4, temperature=0.0, top_p=1.0):
             pass
 
+    def close(self) -> None:
+        """Stop the batching thread (worker shutdown); the model stays loaded."""
+        if self._engine is not None:
+            self._engine.stop()
+
     @property
     def batching(self) -> str:
         return "continuous" if self._engine is not None else "off"
