@@ -103,7 +103,11 @@ def prompt_build(
     max_new_tokens: int,
     guardrail: bool = True,
 ) -> BuiltPrompt:
-    """Messages for a grounded answer, with as many passages (best score first) as the window allows."""
+    """Messages for a grounded answer, with as many passages as the window allows, in the order given.
+
+    Search ranks passages best first (under hybrid search, by fused rank rather than by cosine score), so
+    the order is kept as it comes: when the window is short, the last ones are left out.
+    """
     system = f"{MISTRAL_GUARDRAIL}\n\n{GROUNDING_RULES}" if guardrail else GROUNDING_RULES
     # The user's own words get the same control-string treatment: a pasted "[INST]" must not restart
     # the conversation under the template's rules.
@@ -131,7 +135,7 @@ def prompt_build(
             f"{generator.context_window}-token window and the answer needs {max_new_tokens}: ask a "
             "shorter question or lower the answer length."
         )
-    ranked = sorted(passages, key=lambda p: p.score, reverse=True)
+    ranked = list(passages)
     kept, blocks = _passages_pack(ranked=ranked, room=budget - base, cost=cost)
     messages = compose(blocks)
     total = generator.count_tokens(messages)

@@ -76,10 +76,11 @@ def blocks(built) -> list[str]:
 # Packing --------------------------------------------------------------------------------------------------
 
 
-def test_passages_are_packed_in_score_order_within_the_window() -> None:
+def test_passages_are_packed_in_search_order_within_the_window() -> None:
     # About 150 tokens of instructions and question, then 68 a block (60 words + 8 of header and tags).
     generator = WordCounter(context_window=480)
-    passages = [passage(1, 60, 0.2), passage(2, 60, 0.9), passage(3, 60, 0.5), passage(4, 60, 0.1)]
+    # Search's order, not the cosine score, decides (hybrid search ranks by fused rank).
+    passages = [passage(2, 60, 0.5), passage(3, 60, 0.9), passage(1, 60, 0.2), passage(4, 60, 0.8)]
     built = prompt_build(
         question="what is covered", passages=passages, generator=generator, max_new_tokens=100
     )
@@ -92,7 +93,7 @@ def test_passages_are_packed_in_score_order_within_the_window() -> None:
 
 def test_blocks_are_numbered_and_formatted() -> None:
     generator = WordCounter(context_window=2000)
-    passages = [passage(7, 5, 0.4, title="Expenses\nguide", pages=(4, 6)), passage(9, 5, 0.8)]
+    passages = [passage(9, 5, 0.8), passage(7, 5, 0.4, title="Expenses\nguide", pages=(4, 6))]
     built = prompt_build(question="q?", passages=passages, generator=generator, max_new_tokens=100)
     first, second = blocks(built)
     assert first.startswith('<passage id="1">\n[1] Travel policy, p. 3\nw9x0 ')

@@ -73,7 +73,6 @@ class ContinuousEngine:
         self._manager: Any = None
         self._dispatcher: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.requests_total = 0
 
     # lifecycle ------------------------------------------------------------------------------------------
 
@@ -178,7 +177,6 @@ class ContinuousEngine:
         request_id = uuid.uuid4().hex
         request = _Request()
         self._requests[request_id] = request
-        self.requests_total += 1
         log_event(logger, "batching_request", prompt_tokens=len(ids), in_flight=len(self._requests))
         try:
             self._manager.add_request(
