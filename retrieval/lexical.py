@@ -1,7 +1,7 @@
 """BM25 lexical index over chunk texts: catches the names, tickers, quarters and years that vectors miss.
 
 Like the FAISS file, it is a cache of the database: `index_sync` writes `v<N>.bm25.npz` beside `v<N>.faiss`
-(temporary file + os.replace) and readers load the pair for the version they see. No Django models here:
+(whole, by retrieval.files.atomic_write) and readers load the pair for the version they see. No Django models here:
 callers pass chunk ids and texts.
 
 The file holds the document-major term counts (to add and remove chunks without re-reading every text)
@@ -11,9 +11,7 @@ posting arrays: a few milliseconds at 100k chunks, in numpy, without a dependenc
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.exceptions import IndexUnavailable
+from retrieval.files import atomic_write
 
 K1, B = 1.2, 0.75
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -140,21 +139,15 @@ def lexical_path(*, root: Path, collection_id: int, version: int) -> Path:
 
 
 def lexical_save(index: LexicalIndex, *, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(
                 fh, ids=index.ids, lengths=index.lengths, doc_offsets=index.doc_offsets, doc_terms=index.doc_terms,
                 doc_counts=index.doc_counts, vocabulary=index.vocabulary, post_offsets=index.post_offsets,
                 post_rows=index.post_rows, post_weights=index.post_weights,
             )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, write)
 
 
 def lexical_load(*, path: Path) -> LexicalIndex:

@@ -77,8 +77,14 @@ def _dimension() -> int:
     return embedder.dimension
 
 
-def _rebuild(*, db_ids: set[int], dimension: int) -> Any:
-    index = faiss_store.index_new(dimension=dimension, factory=settings.FAISS_INDEX_FACTORY)
+def _factory(*, vectors: int, current: str) -> str:
+    return faiss_store.factory_choose(
+        vectors=vectors, setting=settings.FAISS_INDEX_FACTORY, current=current, ivf_min=settings.FAISS_IVF_MIN_VECTORS
+    )
+
+
+def _rebuild(*, db_ids: set[int], dimension: int, factory: str) -> Any:
+    index = faiss_store.index_new(dimension=dimension, factory=factory)
     ids, vectors = _vectors_for(sorted(db_ids))
     faiss_store.index_add(index, ids=ids, vectors=vectors)
     return index
@@ -101,12 +107,21 @@ def _lexical_texts(ids: list[int]) -> tuple[np.ndarray, list[str]]:
     return np.asarray(out_ids, dtype=np.int64), texts
 
 
-def _lexical_current(state: IndexState) -> lexical.LexicalIndex | None:
-    path = lexical.lexical_path(root=settings.INDEX_DIR, collection_id=state.collection_id, version=state.version)
+_FILES: dict[str, tuple[Any, Any]] = {
+    "index": (faiss_store.index_path, faiss_store.index_load),
+    "lexical": (lexical.lexical_path, lexical.lexical_load),
+}
+
+
+def _held_file(state: IndexState, *, kind: str) -> Any | None:
+    """The current version's FAISS ("index") or BM25 ("lexical") file, or None (logged) when unreadable."""
+    if state.version == 0:
+        return None
+    path_of, load = _FILES[kind]
     try:
-        return lexical.lexical_load(path=path)
+        return load(path=path_of(root=settings.INDEX_DIR, collection_id=state.collection_id, version=state.version))
     except IndexUnavailable as exc:
-        log_event(logger, "lexical_unreadable", level=logging.WARNING, collection=state.collection_id, reason=str(exc))
+        log_event(logger, f"{kind}_unreadable", level=logging.WARNING, collection=state.collection_id, reason=str(exc))
         return None
 
 
@@ -119,15 +134,6 @@ def _lexical_next(previous: lexical.LexicalIndex | None, *, db_ids: set[int], go
     return lexical.lexical_update(previous, remove_ids=gone, add_ids=ids, add_texts=texts)
 
 
-def _current(state: IndexState) -> Any | None:
-    if state.version == 0:
-        return None
-    path = faiss_store.index_path(root=settings.INDEX_DIR, collection_id=state.collection_id, version=state.version)
-    try:
-        return faiss_store.index_load(path=path)
-    except IndexUnavailable as exc:
-        log_event(logger, "index_unreadable", level=logging.WARNING, collection=state.collection_id, reason=str(exc))
-        return None
 
 
 def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
@@ -137,8 +143,10 @@ def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
     with transaction.atomic():
         state = IndexState.objects.select_for_update().get(collection_id=collection_id)
         db_ids = set(Chunk.objects.filter(document__collection_id=collection_id).values_list("id", flat=True))
-        index = None if rebuild else _current(state)
-        bm25 = None if index is None else _lexical_current(state)
+        factory = _factory(vectors=len(db_ids), current=state.factory)
+        # A new factory (the setting changed, or the collection outgrew its inverted lists) means a rebuild.
+        index = None if rebuild or factory != state.factory else _held_file(state, kind="index")
+        bm25 = None if index is None else _held_file(state, kind="lexical")
         dimension = state.dimension or _dimension()
         added = removed = 0
         rebuilt = index is None
@@ -155,20 +163,20 @@ def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
                 if not added and not removed and bm25 is not None:
                     return IndexSyncResult(collection_id, state.version, 0, 0, int(index.ntotal), False)
         if index is None:
-            index, bm25 = _rebuild(db_ids=db_ids, dimension=dimension), None
+            index, bm25 = _rebuild(db_ids=db_ids, dimension=dimension, factory=factory), None
             added = int(index.ntotal)
         bm25 = _lexical_next(bm25, db_ids=db_ids, gone=gone, added=new_ids)
         version = state.version + 1
         faiss_store.index_save(index, path=faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
         lexical.lexical_save(bm25, path=lexical.lexical_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
         state.version, state.vector_count, state.dimension = version, int(index.ntotal), dimension
-        state.factory = settings.FAISS_INDEX_FACTORY
+        state.factory = factory
         state.save()
     faiss_store.index_prune(root=settings.INDEX_DIR, collection_id=collection_id, keep_from_version=version - 1)
     result = IndexSyncResult(collection_id, version, added, removed, int(index.ntotal), rebuilt)
     log_event(
         logger, "index_synced", collection=collection_id, version=version, added=added, removed=removed,
-        total=result.total, rebuilt=rebuilt, ms=round((time.perf_counter() - t0) * 1000, 1),
+        total=result.total, rebuilt=rebuilt, factory=factory, ms=round((time.perf_counter() - t0) * 1000, 1),
     )
     return result
 
@@ -211,6 +219,7 @@ class _ReaderCache:
     def _load(collection_id: int, version: int, *, hybrid: bool) -> _Held:
         root = settings.INDEX_DIR
         index = faiss_store.index_load(path=faiss_store.index_path(root=root, collection_id=collection_id, version=version))
+        faiss_store.index_tune(index, nprobe=settings.FAISS_NPROBE)
         bm25 = lexical.lexical_load(path=lexical.lexical_path(root=root, collection_id=collection_id, version=version)) if hybrid else None
         return _Held(version, index, bm25)
 

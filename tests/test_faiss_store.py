@@ -45,3 +45,49 @@ def test_prune_keeps_recent_versions(tmp_path: Path) -> None:
         faiss_store.index_save(index, path=faiss_store.index_path(root=tmp_path, collection_id=1, version=v))
     faiss_store.index_prune(root=tmp_path, collection_id=1, keep_from_version=2)
     assert sorted(p.name for p in (tmp_path / "1").iterdir()) == ["v2.faiss", "v3.faiss"]
+
+
+def test_auto_factory_is_exact_for_small_collections_and_an_inverted_file_for_large_ones() -> None:
+    def choose(vectors: int, current: str = "Flat", setting: str = "auto") -> str:
+        return faiss_store.factory_choose(vectors=vectors, setting=setting, current=current, ivf_min=10_000)
+
+    assert choose(9_999) == "Flat"
+    assert choose(10_000) == "IVF256,Flat"
+    assert choose(100_000) == "IVF1024,Flat"
+    assert choose(1_000_000) == "IVF2048,Flat"
+    # Hysteresis: no retraining for small moves around a boundary.
+    assert choose(9_000, current="IVF256,Flat") == "IVF256,Flat"
+    assert choose(4_999, current="IVF256,Flat") == "Flat"
+    assert choose(16_000, current="IVF256,Flat") == "IVF256,Flat"
+    assert choose(17_000, current="IVF256,Flat") == "IVF512,Flat"  # 2x the lists: retrain
+    assert choose(70_000, current="IVF256,Flat") == "IVF1024,Flat"
+    assert choose(20_000, current="IVF2048,Flat") == "IVF512,Flat"
+    # An explicit setting wins; a factory left from an earlier setting is replaced under "auto".
+    assert choose(500_000, setting="HNSW32") == "HNSW32"
+    assert choose(500, current="HNSW32") == "Flat"
+
+
+def test_an_inverted_file_keeps_chunk_ids_removes_in_place_and_survives_a_save(tmp_path: Path) -> None:
+    index = faiss_store.index_new(dimension=8, factory="IVF16,Flat")
+    vectors = unit(800, seed=3)
+    ids = np.arange(1000, 1800)
+    faiss_store.index_add(index, ids=ids, vectors=vectors)
+    assert sorted(faiss_store.index_ids(index).tolist()) == ids.tolist()
+    assert faiss_store.index_remove(index, ids=np.array([1005, 1500]))
+    assert sorted(faiss_store.index_ids(index).tolist()) == [i for i in ids.tolist() if i not in (1005, 1500)]
+    path = faiss_store.index_path(root=tmp_path, collection_id=1, version=1)
+    faiss_store.index_save(index, path=path)
+    loaded = faiss_store.index_load(path=path)
+    faiss_store.index_tune(loaded, nprobe=0)
+    import faiss
+
+    assert faiss.extract_index_ivf(loaded).nprobe == 8  # one list in 16, at least 8
+    faiss_store.index_tune(loaded, nprobe=16)
+    # Scanning every list is exact search: the same neighbours as a Flat index over the same vectors.
+    flat = faiss_store.index_new(dimension=8, factory="Flat")
+    faiss_store.index_add(flat, ids=ids, vectors=vectors)
+    faiss_store.index_remove(flat, ids=np.array([1005, 1500]))
+    queries = unit(20, seed=4)
+    assert (loaded.search(queries, 5)[1] == flat.search(queries, 5)[1]).all()
+    assert 1005 not in loaded.search(vectors[5:6], 3)[1][0]
+    faiss_store.index_tune(flat, nprobe=4)  # not an inverted file: nothing to tune, no error
