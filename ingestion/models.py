@@ -60,6 +60,10 @@ class Document(models.Model):
     # The embedder (model and variant, e.g. 'all-MiniLM-L6-v2+int8') that made the chunks' vectors; queries
     # are embedded by the current one, so documents of another are re-embedded (`manage.py reembed_stale`).
     embedder = models.CharField(max_length=200, blank=True)
+    # The embedding of the document's card (file name and opening words, retrieval.cards): what the
+    # document is about as a whole, which its chunks rarely say ("Apple's 10-Q for Q3 2023"). Search
+    # weighs it with each chunk's own similarity. Made by index_sync from the chunks; None until then.
+    card_embedding = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -219,8 +219,9 @@ def document_ingest(*, document_id: int) -> Document:
             ],
             batch_size=500,
         )
+        # New chunks, new card: index_sync embeds it from them.
         Document.objects.filter(id=document_id).update(
-            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder.name
+            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder.name, card_embedding=None
         )
     progress.set(0.97, "indexing", force=True)
     index_sync(collection_id=document.collection_id)

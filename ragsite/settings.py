@@ -194,7 +194,11 @@ SEARCH_TOP_K = env.int("RAG_SEARCH_TOP_K", default=5)
 # Hybrid search: BM25 over chunk texts (and file names) fused with the vector ranking (retrieval/lexical.py).
 # Off by default: on the 10-Q questions it measured recall@5 0.68-0.71 against 0.73 for vectors alone.
 SEARCH_HYBRID = env.bool("RAG_SEARCH_HYBRID", default=False)
-SEARCH_HYBRID_DEPTH = env.int("RAG_SEARCH_HYBRID_DEPTH", default=50)  # candidates from each ranking before fusion
+# Candidates taken from each ranking (vector, BM25) before document weighting and fusion.
+SEARCH_DEPTH = env.int("RAG_SEARCH_DEPTH", default=50)
+# How much the question's similarity to a chunk's document card (file name, opening words) adds to the
+# chunk's own similarity when ranking; 0 ranks by chunk similarity alone.
+SEARCH_DOCUMENT_WEIGHT = env.float("RAG_SEARCH_DOCUMENT_WEIGHT", default=0.5)
 
 # Answer generation (see llm/generators). The embedded default runs SmolLM2 on the CPU.
 LLM_BACKEND = env.str("RAG_LLM_BACKEND", default="llamacpp")

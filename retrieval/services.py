@@ -20,6 +20,7 @@ from django.db import transaction
 from ingestion.models import Chunk, Document
 from ragsite.logs import log_event
 from retrieval import faiss_store, lexical
+from retrieval.cards import card_text
 from retrieval.embedding import embedder_get
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
@@ -27,6 +28,7 @@ from retrieval.models import IndexState
 logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 5000
+_CARD_CHUNKS = 8  # the first chunks hold a card's opening words
 _RRF_K = 60  # the constant of Cormack et al.; ranks past it weigh little
 
 
@@ -136,12 +138,35 @@ def _lexical_next(previous: lexical.LexicalIndex | None, *, db_ids: set[int], go
 
 
 
+def _cards_fill(collection_id: int) -> int:
+    """Embed the cards of the collection's documents that have chunks and no card yet (new or re-ingested)."""
+    pending = list(
+        Document.objects.filter(collection_id=collection_id, card_embedding__isnull=True, chunks__isnull=False)
+        .distinct()
+        .values_list("id", "original_name")
+    )
+    if not pending:
+        return 0
+    texts = [
+        card_text(
+            name=name,
+            texts=Chunk.objects.filter(document_id=doc_id).order_by("ordinal").values_list("text", flat=True)[:_CARD_CHUNKS],
+        )
+        for doc_id, name in pending
+    ]
+    vectors = embedder_get().embed(texts)
+    for (doc_id, _), vector in zip(pending, vectors, strict=True):
+        Document.objects.filter(id=doc_id).update(card_embedding=vector.astype("<f4").tobytes())
+    return len(pending)
+
+
 def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
     """Make the collection's indexes (FAISS and BM25) hold exactly the collection's chunks, and publish a new version."""
     t0 = time.perf_counter()
     IndexState.objects.get_or_create(collection_id=collection_id)
     with transaction.atomic():
         state = IndexState.objects.select_for_update().get(collection_id=collection_id)
+        _cards_fill(collection_id)
         db_ids = set(Chunk.objects.filter(document__collection_id=collection_id).values_list("id", flat=True))
         factory = _factory(vectors=len(db_ids), current=state.factory)
         # A new factory (the setting changed, or the collection outgrew its inverted lists) means a rebuild.
@@ -244,40 +269,54 @@ def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
     return sorted(fused, key=lambda cid: -fused[cid])
 
 
-def _candidates(
-    held: _Held, *, bm25: lexical.LexicalIndex | None, query: str, vector: np.ndarray, depth: int
-) -> tuple[list[int], dict[int, float]]:
-    """Candidate chunk ids best first, and the cosine similarities the vector search found."""
-    scores, ids = held.index.search(vector, min(held.index.ntotal, depth))
-    cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
-    if bm25 is None:
-        return list(cosine), cosine
-    lexical_ids, _ = bm25.search(query, depth)
-    return rrf_fuse([list(cosine), lexical_ids.tolist()]), cosine
+def _rows(ids: list[int]) -> dict[int, Chunk]:
+    """The chunks of READY documents among `ids` (a document being deleted or re-indexed drops out)."""
+    return {
+        c.id: c
+        for c in Chunk.objects.filter(id__in=ids, document__status=Document.Status.READY)
+        .select_related("document")
+        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
+    }
+
+
+def _card_similarity(rows: dict[int, Chunk], query: np.ndarray) -> dict[int, float]:
+    """Per document among the rows: the query's cosine similarity to the document's card (0 without one)."""
+    cards = Document.objects.filter(id__in={c.document_id for c in rows.values()}, card_embedding__isnull=False)
+    return {
+        doc_id: float(np.frombuffer(bytes(blob or b""), dtype="<f4") @ query)
+        for doc_id, blob in cards.values_list("id", "card_embedding")
+    }
 
 
 def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
     """The k passages of READY documents that best match the query, best first.
 
-    Hybrid (settings.SEARCH_HYBRID): vector and BM25 rankings fused by reciprocal rank. A passage's score
-    is always its cosine similarity to the query, so thresholds on it mean the same in both modes.
+    The vector ranking orders chunks by their cosine similarity to the query plus, weighted by
+    settings.SEARCH_DOCUMENT_WEIGHT, the query's similarity to their document's card (retrieval.cards),
+    over the top settings.SEARCH_DEPTH chunks. Hybrid (settings.SEARCH_HYBRID): that ranking and BM25's
+    are fused by reciprocal rank. A passage's score is always its own cosine similarity to the query, so
+    thresholds on it mean the same in every mode.
     """
     t0 = time.perf_counter()
     held = _readers.get(collection_id)
     if held is None or held.index.ntotal == 0 or not query.strip():
         return []
     vector = embedder_get().embed([query])
-    # Ask for a few extra: chunks of a document being deleted or re-indexed are filtered out below.
     bm25 = held.bm25 if settings.SEARCH_HYBRID else None  # the cache may hold one loaded before a switch-off
-    depth = k + 10 if bm25 is None else max(k + 10, settings.SEARCH_HYBRID_DEPTH)
-    ranked, cosine = _candidates(held, bm25=bm25, query=query, vector=vector, depth=depth)
-    ranked = ranked[: k + 10]
-    rows = {
-        c.id: c
-        for c in Chunk.objects.filter(id__in=ranked, document__status=Document.Status.READY)
-        .select_related("document")
-        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
-    }
+    weight = settings.SEARCH_DOCUMENT_WEIGHT
+    # A few extra even unweighted: chunks of a document being deleted or re-indexed are filtered out.
+    depth = k + 10 if bm25 is None and not weight else max(k + 10, settings.SEARCH_DEPTH)
+    scores, ids = held.index.search(vector, min(held.index.ntotal, depth))
+    cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+    lexical_ids = bm25.search(query, depth)[0].tolist() if bm25 is not None else []
+    rows = _rows(list(dict.fromkeys([*cosine, *lexical_ids])))
+    ranking = [cid for cid in cosine if cid in rows]
+    if weight:
+        card = _card_similarity(rows, vector[0])
+        boosted = {cid: cosine[cid] + weight * card.get(rows[cid].document_id, 0.0) for cid in ranking}
+        ranking.sort(key=lambda cid: -boosted[cid])
+    if bm25 is not None:
+        ranking = rrf_fuse([ranking, [cid for cid in lexical_ids if cid in rows]])
     passages = [
         Passage(
             chunk_id=cid,
@@ -288,11 +327,10 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
             text=rows[cid].text,
             score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
         )
-        for cid in ranked
-        if cid in rows
-    ][:k]
+        for cid in ranking[:k]
+    ]
     log_event(
-        logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=bm25 is not None,
+        logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=bm25 is not None, depth=depth,
         ms=round((time.perf_counter() - t0) * 1000, 2),
     )
     return passages

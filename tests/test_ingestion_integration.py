@@ -78,6 +78,7 @@ def test_upload_several_pdfs_all_ready_and_search_finds_the_page(
     assert {d.status for d in docs} == {Document.Status.READY}, [(d.original_name, d.error) for d in docs]
     assert {d.original_name: d.page_count for d in docs} == {n: len(p) for n, p in FACTS.items()}
     assert all(d.progress == 1.0 for d in docs)
+    assert all(d.card_embedding for d in docs)  # each document's card was embedded when it was indexed
 
     chunk_ids = set(Chunk.objects.filter(document__collection=collection).values_list("id", flat=True))
     assert chunk_ids and chunk_ids == _index_ids(collection)
