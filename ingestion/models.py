@@ -83,6 +83,9 @@ class Document(models.Model):
     def is_finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
 
+    def card_vector(self) -> np.ndarray | None:
+        return None if self.card_embedding is None else np.frombuffer(bytes(self.card_embedding), dtype="<f4")
+
 
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")

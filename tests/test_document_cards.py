@@ -56,7 +56,8 @@ def test_the_document_a_question_names_wins_over_a_closer_chunk_of_another(setti
 
     # Each document's card was embedded at sync, from its name and first chunks.
     northwind.refresh_from_db()
-    card = np.frombuffer(bytes(northwind.card_embedding), dtype="<f4")
+    card = northwind.card_vector()
+    assert card is not None
     expected = embedder_get().embed([card_text(name=northwind.original_name, texts=NORTHWIND)])[0]
     assert float(card @ expected) == pytest.approx(1.0, abs=1e-4)
 
@@ -95,7 +96,9 @@ def test_reingesting_a_document_remakes_its_card_from_the_new_text(tmp_path: Any
 
     def card_of(document: Document) -> np.ndarray:
         document.refresh_from_db()
-        return np.frombuffer(bytes(document.card_embedding), dtype="<f4")
+        card = document.card_vector()
+        assert card is not None
+        return card
 
     pdf = make_text_pdf(tmp_path / "report.pdf", NORTHWIND)
     collection = Collection.objects.create(name="Reingest", slug="reingest")
