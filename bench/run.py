@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in wanted and ours is not None and baseline is not None:
         _section(figures, "quality", lambda: _quality(ours, baseline, pdfs, quick))
     if "latency" in wanted:
+        from bench.django_env import django_setup
         from bench.latency import latency_bench
 
+        django_setup()  # the bundled embedder makes the real vectors the collection is built from
         sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
         _section(figures, "latency", lambda: latency_bench(
             sizes=sizes, queries=100 if quick else 300, hnsw_max=100_000, langchain_max=100_000, log=log))
