@@ -1,40 +1,24 @@
-"""Following an answer while a gpu worker writes it into its row: for the blocking endpoints (wait for the
-final record) and for server-sent events (text as it grows, then the final record, then its grounding).
-
-The worker strips the final text, so deltas are taken from the stripped text as it grows: their
-concatenation is then exactly the final answer.
+"""The API's side of following an answer (chat.follow): a timeout becomes AnswerTimeout, the blocking
+endpoints wait for the final record, and server-sent events carry each step.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from django.conf import settings
 
 from api.exceptions import AnswerTimeout, ApiError
+from chat import follow
+from chat.follow import POLL_S, Step
 from chat.models import Answer
 from ragsite.errors import error_status
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.1
 WAIT_POLL_S = 0.25
-# A comment line this often keeps proxies and clients from closing a stream that waits in the queue.
-KEEPALIVE_S = 15.0
-_FINAL = (Answer.Status.DONE, Answer.Status.FAILED)
-
-
-@dataclass(frozen=True)
-class Step:
-    kind: Literal["token", "done", "grounding", "ping"]
-    text: str = ""
-    answer: Answer | None = None
 
 
 def answer_timeout(answer_id: int, timeout_s: float) -> AnswerTimeout:
@@ -45,47 +29,14 @@ def answer_timeout(answer_id: int, timeout_s: float) -> AnswerTimeout:
     )
 
 
-def _delta(answer: Answer, sent: str) -> str:
-    text = answer.text if answer.status == Answer.Status.DONE else answer.text.strip()
-    return text[len(sent) :] if text.startswith(sent) else ""
-
-
 async def answer_follow(*, answer_id: int, timeout_s: float, poll_s: float = POLL_S) -> AsyncIterator[Step]:
-    """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is scored.
-
-    Raises AnswerTimeout when the answer is not final by the deadline. Once it is final, grounding gets
-    at most RAG_API_GROUNDING_WAIT more seconds; without it the follow ends quietly (the answer is what
-    was asked for; its grounding can be read later with GET answers/{id}).
-    """
-    deadline = time.monotonic() + timeout_s
-    sent = ""
-    final = False
-    quiet_since = time.monotonic()
-    while True:
-        answer = await Answer.objects.aget(id=answer_id)
-        if answer.status != Answer.Status.PENDING and (delta := _delta(answer, sent)):
-            sent += delta
-            quiet_since = time.monotonic()
-            yield Step("token", text=delta)
-        if not final and answer.status in _FINAL:
-            final = True
-            # Grounding is scored right after the answer; a scorer that is slow or down must not hold it.
-            deadline = min(deadline, time.monotonic() + settings.API_GROUNDING_WAIT)
-            yield Step("done", answer=answer)
-            if answer.status == Answer.Status.FAILED:
-                return
-        if final and answer.grounding_score is not None:
-            yield Step("grounding", answer=answer)
-            return
-        now = time.monotonic()
-        if now >= deadline:
-            if not final:
-                raise answer_timeout(answer_id, timeout_s)
-            return
-        if now - quiet_since >= KEEPALIVE_S:
-            quiet_since = now
-            yield Step("ping")
-        await asyncio.sleep(min(poll_s, max(deadline - now, 0.0)))
+    """chat.follow.answer_follow with RAG_API_GROUNDING_WAIT; raises AnswerTimeout when not final in time."""
+    async for step in follow.answer_follow(
+        answer_id=answer_id, timeout_s=timeout_s, grounding_wait_s=settings.API_GROUNDING_WAIT, poll_s=poll_s
+    ):
+        if step.kind == "timeout":
+            raise answer_timeout(answer_id, timeout_s)
+        yield step
 
 
 async def answer_wait(*, answer_id: int, timeout_s: float) -> Answer:

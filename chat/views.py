@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
 from chat.exceptions import ChatError, ConversationNotFound
+from chat.follow import answer_follow
 from chat.models import Answer
 from chat.rendering import answer_html
 from ingestion.models import Chunk, Collection
@@ -24,7 +24,6 @@ from ingestion.services import collections_visible
 
 # An SSE stream gives up after this long without the answer finishing (the worker may be down).
 STREAM_TIMEOUT_S = 600.0
-POLL_S = 0.1
 
 
 def _collection_for(user: User | AnonymousUser, collection_id: int) -> Collection:
@@ -112,26 +111,15 @@ def _sse(event: str, data: object) -> str:
 
 
 async def _answer_events(answer_id: int) -> AsyncIterator[str]:
-    sent = 0
-    waited = 0.0
-    finished = False
-    while waited < STREAM_TIMEOUT_S:
-        answer = await Answer.objects.aget(id=answer_id)
-        if len(answer.text) > sent and answer.status != Answer.Status.PENDING:
-            yield _sse("token", {"text": answer.text[sent:]})
-            sent = len(answer.text)
-        if answer.status in (Answer.Status.DONE, Answer.Status.FAILED) and not finished:
-            finished = True
-            yield _sse("done", await sync_to_async(answer_payload)(answer))
-            if answer.status == Answer.Status.FAILED or not answer.text:
-                return
-        if finished and answer.grounding_score is not None:
-            yield _sse("grounding", await sync_to_async(answer_payload)(answer))
-            return
-        await asyncio.sleep(POLL_S)
-        waited += POLL_S
-    if not finished:
-        yield _sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
+    async for step in answer_follow(answer_id=answer_id, timeout_s=STREAM_TIMEOUT_S, grounding_wait_s=STREAM_TIMEOUT_S):
+        if step.kind == "ping":
+            yield ": keep-alive\n\n"
+        elif step.kind == "token":
+            yield _sse("token", {"text": step.text})
+        elif step.kind == "timeout":
+            yield _sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
+        elif step.answer is not None:
+            yield _sse(step.kind, await sync_to_async(answer_payload)(step.answer))
 
 
 async def answer_stream(request: HttpRequest, answer_id: int) -> HttpResponseBase:

@@ -1,0 +1,73 @@
+"""Following an answer while a gpu worker writes it into its row: text as it grows, the final row, then
+its grounding. The browser's stream (chat.views) and the API's (api.streaming) both read it this way.
+
+The worker strips the final text, so deltas are taken from the stripped text as it grows: their
+concatenation is then exactly the final answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from chat.models import Answer
+
+POLL_S = 0.1
+# A comment line this often keeps proxies and clients from closing a stream that waits in the queue.
+KEEPALIVE_S = 15.0
+_FINAL = (Answer.Status.DONE, Answer.Status.FAILED)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: Literal["token", "done", "grounding", "ping", "timeout"]
+    text: str = ""
+    answer: Answer | None = None
+
+
+def _delta(answer: Answer, sent: str) -> str:
+    text = answer.text if answer.status == Answer.Status.DONE else answer.text.strip()
+    return text[len(sent) :] if text.startswith(sent) else ""
+
+
+async def answer_follow(
+    *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float = POLL_S
+) -> AsyncIterator[Step]:
+    """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is scored.
+
+    Ends with a "timeout" step when the answer is not final after `timeout_s`. Once it is final,
+    grounding gets at most `grounding_wait_s` more seconds (and none for a failed or empty answer,
+    which is never scored); without it the follow ends quietly: its grounding can be read later.
+    """
+    deadline = time.monotonic() + timeout_s
+    sent = ""
+    final = False
+    quiet_since = time.monotonic()
+    while True:
+        answer = await Answer.objects.aget(id=answer_id)
+        if answer.status != Answer.Status.PENDING and (delta := _delta(answer, sent)):
+            sent += delta
+            quiet_since = time.monotonic()
+            yield Step("token", text=delta)
+        if not final and answer.status in _FINAL:
+            final = True
+            # Grounding is scored right after the answer; a scorer that is slow or down must not hold it.
+            deadline = min(deadline, time.monotonic() + grounding_wait_s)
+            yield Step("done", answer=answer)
+            if answer.status == Answer.Status.FAILED or not answer.text:
+                return
+        if final and answer.grounding_score is not None:
+            yield Step("grounding", answer=answer)
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            if not final:
+                yield Step("timeout")
+            return
+        if now - quiet_since >= KEEPALIVE_S:
+            quiet_since = now
+            yield Step("ping")
+        await asyncio.sleep(min(poll_s, max(deadline - now, 0.0)))
