@@ -269,19 +269,17 @@ def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
     return sorted(fused, key=lambda cid: -fused[cid])
 
 
-def _rows(ids: list[int]) -> dict[int, Chunk]:
-    """The chunks of READY documents among `ids` (a document being deleted or re-indexed drops out)."""
-    return {
-        c.id: c
-        for c in Chunk.objects.filter(id__in=ids, document__status=Document.Status.READY)
-        .select_related("document")
-        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
-    }
+def _ready_owners(ids: list[int]) -> dict[int, int]:
+    """Chunk id -> document id, for the chunks of READY documents among `ids` (one being deleted or
+    re-indexed drops out). Ids only: the candidates' texts are read for the k that are returned."""
+    return dict(
+        Chunk.objects.filter(id__in=ids, document__status=Document.Status.READY).values_list("id", "document_id")
+    )
 
 
-def _card_similarity(rows: dict[int, Chunk], query: np.ndarray) -> dict[int, float]:
-    """Per document among the rows: the query's cosine similarity to the document's card (0 without one)."""
-    cards = Document.objects.filter(id__in={c.document_id for c in rows.values()}, card_embedding__isnull=False)
+def _card_similarity(document_ids: set[int], query: np.ndarray) -> dict[int, float]:
+    """Per document: the query's cosine similarity to the document's card (absent without one)."""
+    cards = Document.objects.filter(id__in=document_ids, card_embedding__isnull=False)
     return {
         doc_id: float(np.frombuffer(bytes(blob or b""), dtype="<f4") @ query)
         for doc_id, blob in cards.values_list("id", "card_embedding")
@@ -309,14 +307,21 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
     scores, ids = held.index.search(vector, min(held.index.ntotal, depth))
     cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
     lexical_ids = bm25.search(query, depth)[0].tolist() if bm25 is not None else []
-    rows = _rows(list(dict.fromkeys([*cosine, *lexical_ids])))
-    ranking = [cid for cid in cosine if cid in rows]
+    owner = _ready_owners(list(dict.fromkeys([*cosine, *lexical_ids])))
+    ranking = [cid for cid in cosine if cid in owner]
     if weight:
-        card = _card_similarity(rows, vector[0])
-        boosted = {cid: cosine[cid] + weight * card.get(rows[cid].document_id, 0.0) for cid in ranking}
+        card = _card_similarity(set(owner.values()), vector[0])
+        boosted = {cid: cosine[cid] + weight * card.get(owner[cid], 0.0) for cid in ranking}
         ranking.sort(key=lambda cid: -boosted[cid])
     if bm25 is not None:
-        ranking = rrf_fuse([ranking, [cid for cid in lexical_ids if cid in rows]])
+        ranking = rrf_fuse([ranking, [cid for cid in lexical_ids if cid in owner]])
+    top = ranking[:k]
+    rows = {
+        c.id: c
+        for c in Chunk.objects.filter(id__in=top)
+        .select_related("document")
+        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
+    }
     passages = [
         Passage(
             chunk_id=cid,
@@ -327,7 +332,8 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
             text=rows[cid].text,
             score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
         )
-        for cid in ranking[:k]
+        for cid in top
+        if cid in rows  # deleted between the two reads
     ]
     log_event(
         logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=bm25 is not None, depth=depth,
