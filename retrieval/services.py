@@ -136,8 +136,6 @@ def _lexical_next(previous: lexical.LexicalIndex | None, *, db_ids: set[int], go
     return lexical.lexical_update(previous, remove_ids=gone, add_ids=ids, add_texts=texts)
 
 
-
-
 def _cards_fill(collection_id: int) -> int:
     """Embed the cards of the collection's documents that have chunks and no card yet (new or re-ingested)."""
     pending = list(
