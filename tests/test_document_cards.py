@@ -12,6 +12,7 @@ from ingestion.models import Chunk, Collection, Document
 from retrieval.cards import card_text
 from retrieval.embedding import embedder_get
 from retrieval.services import chunks_search, index_sync
+from tests.corpus import document_embedded
 
 NORTHWIND = [
     "Northwind Traders, Inc. Quarterly report on Form 10-Q for the quarter ended September 30, 2023. "
@@ -33,25 +34,11 @@ def test_a_card_is_the_cleaned_file_name_then_the_opening_words() -> None:
     assert card_text(name="x.pdf", texts=["one two three", "four five"], words=4) == "x\none two three four"
 
 
-def _document(collection: Collection, name: str, texts: list[str]) -> Document:
-    document = Document.objects.create(
-        collection=collection, original_name=name, sha256=name.encode().hex()[:64].ljust(64, "0"), size=1,
-        status=Document.Status.READY,
-    )
-    vectors = embedder_get().embed(texts)
-    Chunk.objects.bulk_create([
-        Chunk(document=document, ordinal=n, text=t, page_start=n + 1, page_end=n + 1, token_count=30,
-              embedding=vectors[n].astype("<f4").tobytes())
-        for n, t in enumerate(texts)
-    ])
-    return document
-
-
 @pytest.mark.django_db
 def test_the_document_a_question_names_wins_over_a_closer_chunk_of_another(settings: Any) -> None:
     collection = Collection.objects.create(name="Filings")
-    northwind = _document(collection, "northwind-10q-2023-q3.pdf", NORTHWIND)
-    contoso = _document(collection, "contoso-10q-2023-q3.pdf", CONTOSO)
+    northwind = document_embedded(collection, "northwind-10q-2023-q3.pdf", NORTHWIND)
+    contoso = document_embedded(collection, "contoso-10q-2023-q3.pdf", CONTOSO)
     index_sync(collection_id=collection.id)
 
     # Each document's card was embedded at sync, from its name and first chunks.
@@ -76,7 +63,7 @@ def test_the_document_a_question_names_wins_over_a_closer_chunk_of_another(setti
 @pytest.mark.django_db
 def test_a_document_without_a_card_gets_one_at_the_next_sync() -> None:
     collection = Collection.objects.create(name="Backfill")
-    document = _document(collection, "northwind.pdf", NORTHWIND)
+    document = document_embedded(collection, "northwind.pdf", NORTHWIND)
     index_sync(collection_id=collection.id)
     # As after re-ingestion (new chunks) or on a database from before cards: no card.
     Document.objects.filter(id=document.id).update(card_embedding=None)

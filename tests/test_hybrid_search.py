@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ingestion.models import Chunk, Collection, Document
+from ingestion.models import Chunk, Collection
 from retrieval import faiss_store, lexical
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
 from retrieval.services import chunks_search, index_cache_clear, index_sync, rrf_fuse
+from tests.corpus import document_embedded
 
 TEXTS = [
     "Net sales rose in the quarter, driven by services and wearables, while gross margin narrowed.",
@@ -68,22 +69,6 @@ def test_rrf_prefers_ids_ranked_well_by_both() -> None:
     assert rrf_fuse([[1, 2, 3], [4, 2, 5]]) == [2, 1, 4, 3, 5]
 
 
-def _document(collection: Collection, name: str, texts: list[str]) -> Document:
-    from retrieval.embedding import embedder_get
-
-    document = Document.objects.create(
-        collection=collection, original_name=name, sha256=name.encode().hex()[:64].ljust(64, "0"), size=1,
-        status=Document.Status.READY,
-    )
-    vectors = embedder_get().embed(texts)
-    Chunk.objects.bulk_create([
-        Chunk(document=document, ordinal=n, text=t, page_start=n + 1, page_end=n + 1, token_count=20,
-              embedding=vectors[n].astype("<f4").tobytes())
-        for n, t in enumerate(texts)
-    ])
-    return document
-
-
 def _files_match_database(collection: Collection) -> None:
     from django.conf import settings
 
@@ -103,8 +88,8 @@ def test_hybrid_search_finds_the_document_named_in_the_question(settings: Any) -
 
     settings.SEARCH_HYBRID = True
     collection = Collection.objects.create(name="10-Q")
-    _document(collection, "2023 Q1 ACME.pdf", TEXTS)
-    q3 = _document(collection, "2023 Q3 ACME.pdf", TEXTS)
+    document_embedded(collection, "2023 Q1 ACME.pdf", TEXTS)
+    q3 = document_embedded(collection, "2023 Q3 ACME.pdf", TEXTS)
     index_sync(collection_id=collection.id)
     query = "Did ACME repurchase shares in Q3 2023?"
     hits = chunks_search(collection_id=collection.id, query=query, k=2)
@@ -120,11 +105,11 @@ def test_hybrid_search_finds_the_document_named_in_the_question(settings: Any) -
 def test_deleted_and_new_documents_are_seen_by_bm25_like_by_faiss(settings: Any) -> None:
     settings.SEARCH_HYBRID = True
     collection = Collection.objects.create(name="Parts")
-    old = _document(collection, "catalogue-2022.pdf", [*TEXTS, "Gasket kit K7Q93 is discontinued."])
+    old = document_embedded(collection, "catalogue-2022.pdf", [*TEXTS, "Gasket kit K7Q93 is discontinued."])
     index_sync(collection_id=collection.id)
     assert any("K7Q93" in h.text for h in chunks_search(collection_id=collection.id, query="K7Q93", k=3))
     old.delete()
-    _document(collection, "catalogue-2023.pdf", ["Valve assembly ZR4471 ships from the Lyon warehouse."])
+    document_embedded(collection, "catalogue-2023.pdf", ["Valve assembly ZR4471 ships from the Lyon warehouse."])
     result = index_sync(collection_id=collection.id)
     assert (result.added, result.removed, result.rebuilt) == (1, 5, False)
     _files_match_database(collection)
@@ -139,7 +124,7 @@ def test_deleted_and_new_documents_are_seen_by_bm25_like_by_faiss(settings: Any)
 @pytest.mark.django_db
 def test_a_missing_bm25_file_is_rebuilt_and_hybrid_can_be_switched_off(settings: Any) -> None:
     collection = Collection.objects.create(name="Switch")
-    _document(collection, "a.pdf", TEXTS)
+    document_embedded(collection, "a.pdf", TEXTS)
     version = index_sync(collection_id=collection.id).version
     lexical.lexical_path(root=settings.INDEX_DIR, collection_id=collection.id, version=version).unlink()
     settings.SEARCH_HYBRID = False

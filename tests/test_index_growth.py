@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ingestion.models import Chunk, Collection, Document
+from ingestion.models import Chunk, Collection
 from retrieval import faiss_store
-from retrieval.embedding import embedder_get
 from retrieval.models import IndexState
 from retrieval.services import chunks_search, index_sync
+from tests.corpus import document_embedded
 
 CITIES = ["Lyon", "Osaka", "Denver", "Porto", "Tallinn", "Quito", "Perth", "Accra", "Bergen", "Hanoi"]
 ITEMS = ["valve", "gasket", "pump", "bearing", "sensor", "filter", "hose", "relay", "switch", "clamp"]
@@ -25,20 +25,6 @@ def _texts(start: int, count: int) -> list[str]:
         f"warehouse within {i % 9 + 1} days."
         for i in range(start, start + count)
     ]
-
-
-def _document(collection: Collection, name: str, texts: list[str]) -> Document:
-    document = Document.objects.create(
-        collection=collection, original_name=name, sha256=name.encode().hex()[:64].ljust(64, "0"), size=1,
-        status=Document.Status.READY,
-    )
-    vectors = embedder_get().embed(texts)
-    Chunk.objects.bulk_create([
-        Chunk(document=document, ordinal=n, text=t, page_start=1, page_end=1, token_count=30,
-              embedding=vectors[n].astype("<f4").tobytes())
-        for n, t in enumerate(texts)
-    ])
-    return document
 
 
 def _held_ids(collection: Collection) -> list[int]:
@@ -64,12 +50,12 @@ def test_the_index_turns_ivf_when_large_and_exact_again_when_small(settings: Any
     settings.FAISS_IVF_MIN_VECTORS = 200
     collection = Collection.objects.create(name="Parts")
     first = _texts(0, 150)
-    a = _document(collection, "a.pdf", first)
+    a = document_embedded(collection, "a.pdf", first)
     assert index_sync(collection_id=collection.id).rebuilt
     assert IndexState.objects.get(collection=collection).factory == "Flat"
 
     second = _texts(150, 100)
-    b = _document(collection, "b.pdf", second)
+    b = document_embedded(collection, "b.pdf", second)
     grown = index_sync(collection_id=collection.id)
     state = IndexState.objects.get(collection=collection)
     assert grown.rebuilt and grown.total == 250 and state.factory == "IVF32,Flat"
@@ -97,7 +83,7 @@ def test_a_changed_factory_setting_rebuilds_the_index(settings: Any) -> None:
     settings.FAISS_INDEX_FACTORY = "Flat"
     collection = Collection.objects.create(name="Switch")
     texts = _texts(0, 40)
-    _document(collection, "a.pdf", texts)
+    document_embedded(collection, "a.pdf", texts)
     index_sync(collection_id=collection.id)
     settings.FAISS_INDEX_FACTORY = "HNSW16"
     result = index_sync(collection_id=collection.id)
