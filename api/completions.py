@@ -24,6 +24,7 @@ from api.keys import Caller
 from api.schemas import MAX_ID, MAX_TOP_K, NO_NUL, CitationOut, GroundingOut, citations_out, grounding_out
 from api.services import AnswerView, answer_admit
 from api.streaming import answer_follow, error_payload
+from chat.follow import KEEPALIVE_COMMENT
 from chat.models import Answer
 from chat.services import HISTORY_TURNS, answer_ask, conversation_create, question_clean
 from ingestion.models import Collection
@@ -205,7 +206,7 @@ async def completion_chunks(
     try:
         async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
             if step.kind == "ping":
-                yield ": keep-alive\n\n"
+                yield KEEPALIVE_COMMENT
             elif step.kind == "token":
                 yield _data(_chunk(answer, model, {"content": step.text}))
             elif step.answer is not None:

@@ -4,7 +4,6 @@ endpoints wait for the final record, and server-sent events carry each step.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -12,7 +11,7 @@ from django.conf import settings
 
 from api.exceptions import AnswerTimeout, ApiError
 from chat import follow
-from chat.follow import POLL_S, Step
+from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, sse
 from chat.models import Answer
 from ragsite.errors import error_status
 
@@ -56,11 +55,6 @@ def error_payload(exc: Exception) -> dict[str, object]:
     return {"error": {"code": status_code[1], "message": str(exc), **getattr(exc, "details", {})}}
 
 
-def sse(event: str | None, data: object) -> str:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, default=str)}\n\n"
-
-
 async def ask_events(
     *, answer: Answer, timeout_s: float, render: Callable[[Answer], Awaitable[dict[str, object]]]
 ) -> AsyncIterator[str]:
@@ -69,7 +63,7 @@ async def ask_events(
     try:
         async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
             if step.kind == "ping":
-                yield ": keep-alive\n\n"
+                yield KEEPALIVE_COMMENT
             elif step.kind == "token":
                 yield sse("token", {"text": step.text})
             elif step.answer is not None:

@@ -67,11 +67,12 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 def _ours(vectors: np.ndarray, queries: np.ndarray, factory: str, k: int) -> dict[str, Any]:
     import faiss
+    from django.conf import settings
 
     from retrieval import faiss_store
 
     if factory == "auto":
-        factory = faiss_store.factory_choose(vectors=len(vectors), setting="auto", current="", ivf_min=faiss_store.IVF_MIN_VECTORS)
+        factory = faiss_store.factory_choose(vectors=len(vectors), setting="auto", current="", ivf_min=settings.FAISS_IVF_MIN_VECTORS)
     gc.collect()
     before = rss_mb()
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ concatenation is then exactly the final answer.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from chat.models import Answer
 POLL_S = 0.1
 # A comment line this often keeps proxies and clients from closing a stream that waits in the queue.
 KEEPALIVE_S = 15.0
+KEEPALIVE_COMMENT = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 _FINAL = (Answer.Status.DONE, Answer.Status.FAILED)
 
 
@@ -26,6 +28,12 @@ class Step:
     kind: Literal["token", "done", "grounding", "ping", "timeout"]
     text: str = ""
     answer: Answer | None = None
+
+
+def sse(event: str | None, data: object) -> str:
+    """One server-sent event: an optional event name and JSON data."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, default=str)}\n\n"
 
 
 def _delta(answer: Answer, sent: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
 from chat.exceptions import ChatError, ConversationNotFound
-from chat.follow import answer_follow
+from chat.follow import KEEPALIVE_COMMENT, answer_follow, sse
 from chat.models import Answer
 from chat.rendering import answer_html
 from ingestion.models import Chunk, Collection
@@ -106,20 +105,16 @@ def _owned_answer(answer_id: int, user_id: object) -> Answer:
     return get_object_or_404(Answer.objects.select_related("conversation"), id=answer_id, conversation__user_id=user_id)
 
 
-def _sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
 async def _answer_events(answer_id: int) -> AsyncIterator[str]:
     async for step in answer_follow(answer_id=answer_id, timeout_s=STREAM_TIMEOUT_S, grounding_wait_s=STREAM_TIMEOUT_S):
         if step.kind == "ping":
-            yield ": keep-alive\n\n"
+            yield KEEPALIVE_COMMENT
         elif step.kind == "token":
-            yield _sse("token", {"text": step.text})
+            yield sse("token", {"text": step.text})
         elif step.kind == "timeout":
-            yield _sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
+            yield sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
         elif step.answer is not None:
-            yield _sse(step.kind, await sync_to_async(answer_payload)(step.answer))
+            yield sse(step.kind, await sync_to_async(answer_payload)(step.answer))
 
 
 async def answer_stream(request: HttpRequest, answer_id: int) -> HttpResponseBase:

@@ -188,7 +188,7 @@ INDEX_DIR = Path(env.str("RAG_INDEX_DIR", default=str(DATA_DIR / "indexes")))
 # "auto": exact search (Flat) below RAG_FAISS_IVF_MIN_VECTORS chunks, an inverted file (IVF) above it
 # (retrained as the collection grows); any other value is a FAISS factory string used as given.
 FAISS_INDEX_FACTORY = env.str("RAG_FAISS_INDEX_FACTORY", default="auto")
-FAISS_IVF_MIN_VECTORS = env.int("RAG_FAISS_IVF_MIN_VECTORS", default=10_000)  # = faiss_store.IVF_MIN_VECTORS
+FAISS_IVF_MIN_VECTORS = env.int("RAG_FAISS_IVF_MIN_VECTORS", default=10_000)
 FAISS_NPROBE = env.int("RAG_FAISS_NPROBE", default=0)  # IVF lists scanned per query; 0 = one in 16, at least 64
 SEARCH_TOP_K = env.int("RAG_SEARCH_TOP_K", default=5)
 # Hybrid search: BM25 over chunk texts (and file names) fused with the vector ranking (retrieval/lexical.py).

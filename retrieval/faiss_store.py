@@ -19,11 +19,6 @@ _VERSIONED = re.compile(r"v(\d+)\.(?:faiss|bm25\.npz)")
 
 
 _IVF = re.compile(r"IVF(\d+),")
-IVF_MIN_VECTORS = 10_000  # "auto": exact search below this many vectors (settings.FAISS_IVF_MIN_VECTORS)
-
-
-def _is_ivf(factory: str) -> bool:
-    return factory.startswith("IVF")
 
 
 def factory_choose(*, vectors: int, setting: str, current: str, ivf_min: int) -> str:
@@ -54,7 +49,7 @@ def index_new(*, dimension: int, factory: str) -> Any:
 
     An inverted file keeps ids itself (and removes them in place); other indexes are wrapped in IDMap2.
     """
-    spec = factory if factory.startswith("IDMap") or _is_ivf(factory) else f"IDMap2,{factory}"
+    spec = factory if factory.startswith(("IDMap", "IVF")) else f"IDMap2,{factory}"
     return faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
 
 

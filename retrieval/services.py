@@ -277,11 +277,8 @@ def _ready_owners(ids: list[int]) -> dict[int, int]:
 
 def _card_similarity(document_ids: set[int], query: np.ndarray) -> dict[int, float]:
     """Per document: the query's cosine similarity to the document's card (absent without one)."""
-    cards = Document.objects.filter(id__in=document_ids, card_embedding__isnull=False)
-    return {
-        doc_id: float(np.frombuffer(bytes(blob or b""), dtype="<f4") @ query)
-        for doc_id, blob in cards.values_list("id", "card_embedding")
-    }
+    cards = Document.objects.filter(id__in=document_ids, card_embedding__isnull=False).only("id", "card_embedding")
+    return {doc.id: float(vector @ query) for doc in cards if (vector := doc.card_vector()) is not None}
 
 
 def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
