@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:
 #   make run    set up and start the service on embedded defaults (SQLite, no Redis, CPU model)
-#   make test   set up and run the checks and tests (ruff, mypy, pytest with Redis, PostgreSQL, a browser)
+#   make test   set up and run the checks and tests (ruff, import contracts, mypy, pytest with Redis,
+#               PostgreSQL, a browser)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,8 +17,17 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# llama-cpp-python compiles llama.cpp for this CPU's vector instructions, but never its AMX kernels: they
+# crash (SIGSEGV in ggml_backend_amx_mul_mat) on machines whose CPU reports AMX while the system does
+# not let a process use its tile registers, as on the 2-core test machines.
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	$(if $(findstring avx512f,$(CPU_FLAGS)),-DGGML_AVX512=ON) \
+	$(if $(findstring avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) \
+	$(if $(findstring avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON)
+
 $(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install -r requirements.txt
+	CMAKE_ARGS="$(strip $(LLAMA_CMAKE_ARGS))" $(BIN)/pip install -r requirements.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
@@ -39,6 +49,7 @@ system-deps:
 
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: setup-dev
 	$(BIN)/mypy .
