@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import pre_delete
 
 
 class ApiConfig(AppConfig):
@@ -7,8 +10,15 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from api.exceptions import API_ERRORS
-        from chat.exceptions import QuestionInvalid
+        from api.models import ApiKey
         from ragsite.errors import register_errors
 
-        # The chat app maps none of its errors yet; the API needs an empty or too-long question to be a 400.
-        register_errors([*API_ERRORS, (QuestionInvalid, 400, "invalid_question")])
+        register_errors(API_ERRORS)
+        pre_delete.connect(_conversations_delete, sender=ApiKey, dispatch_uid="api.key_conversations_delete")
+
+
+def _conversations_delete(*, instance: Any, **_: Any) -> None:
+    """A deleted key takes its conversations with it (chat's rows, linked from here)."""
+    from chat.models import Conversation
+
+    Conversation.objects.filter(key_link__key=instance).delete()

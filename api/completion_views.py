@@ -7,7 +7,6 @@ from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router
 
-from api import services
 from api.completions import (
     ChatCompletionIn,
     ChatCompletionOut,
@@ -21,6 +20,7 @@ from api.completions import (
 from api.streaming import answer_wait
 from api.views import caller_of, errors, event_stream
 from chat.models import Answer
+from chat.records import answer_view
 
 router = Router(tags=["OpenAI-compatible"])
 
@@ -45,12 +45,11 @@ SSE_200 = {
 
 
 async def _extras(answer: Answer) -> dict[str, object]:
-    view = (await sync_to_async(services.answer_views)(answers=[answer]))[0]
-    return completion_extras(view)
+    return await sync_to_async(lambda: completion_extras(answer_view(answer)))()
 
 
 def _completion(answer: Answer, model: str) -> ChatCompletionOut:
-    return completion_out(view=services.answer_views(answers=[answer])[0], model=model)
+    return completion_out(view=answer_view(answer), model=model)
 
 
 @router.post(

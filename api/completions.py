@@ -8,7 +8,6 @@ standalone search query as in the browser. Citations and grounding ride along as
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,12 +21,15 @@ from pydantic import ConfigDict, Field
 from api.exceptions import AnswerFailed, ApiError, CollectionForbidden, InvalidRequest
 from api.keys import Caller
 from api.schemas import MAX_ID, MAX_TOP_K, NO_NUL, CitationOut, GroundingOut, citations_out, grounding_out
-from api.services import AnswerView, answer_admit
+from api.services import answer_admit, conversation_start_for_key
 from api.streaming import answer_follow, error_payload
-from chat.follow import KEEPALIVE_COMMENT
+from chat.follow import KEEPALIVE_COMMENT, sse
 from chat.models import Answer
-from chat.services import HISTORY_TURNS, answer_ask, conversation_create, question_clean
+from chat.records import AnswerView
+from chat.services import HISTORY_TURNS, answer_ask, question_clean
 from ingestion.models import Collection
+from llm.generators.base import ChatMessage
+from llm.prompts import history_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -111,19 +113,16 @@ def _text(content: str | list[ContentPart] | None) -> str:
     return content or ""
 
 
-def completion_turns(messages: list[MessageIn]) -> tuple[str, list[tuple[str, str]]]:
-    """The question (the last message, the user's) and the earlier user/assistant pairs."""
+def completion_turns(messages: list[MessageIn]) -> tuple[str, list[tuple[ChatMessage, ChatMessage]]]:
+    """The question (the last message, the user's) and the earlier completed user/assistant exchanges."""
     if messages[-1].role != "user":
         raise InvalidRequest("The last message must be the user's question (role 'user')")
-    pairs: list[tuple[str, str]] = []
-    pending: str | None = None
-    for message in messages[:-1]:
-        if message.role == "user":
-            pending = _text(message.content)
-        elif message.role == "assistant" and pending is not None:
-            pairs.append((pending, _text(message.content)))
-            pending = None
-    return _text(messages[-1].content), pairs
+    turns = [
+        ChatMessage(role="user" if m.role == "user" else "assistant", content=_text(m.content))
+        for m in messages[:-1]
+        if m.role in ("user", "assistant")
+    ]
+    return _text(messages[-1].content), history_pairs(turns)
 
 
 def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
@@ -133,15 +132,15 @@ def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
     answer_admit()
     now = timezone.now()
     with transaction.atomic():
-        conversation = conversation_create(collection=collection, api_key=caller.key)
+        conversation = conversation_start_for_key(caller=caller, collection=collection)
         # The client's earlier turns, marked as not generated here (backend "client", no model call).
         Answer.objects.bulk_create(
             Answer(
-                conversation=conversation, source=Answer.Source.API, question=" ".join(q.split())[:4000], text=a.strip(),
-                status=Answer.Status.DONE, backend="client", finished_at=now,
+                conversation=conversation, source=Answer.Source.API, question=question_clean(q.content),
+                text=a.content.strip(), status=Answer.Status.DONE, backend="client", finished_at=now,
             )
             for q, a in history[-HISTORY_TURNS:]
-            if q.strip() and a.strip()
+            if q.content.strip() and a.content.strip()
         )
         return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=payload.top_k)
 
@@ -151,13 +150,11 @@ def _created(answer: Answer) -> int:
 
 
 def completion_extras(view: AnswerView) -> dict[str, object]:
-    passages = citations_out(view)
-    by_n = {c.n: c for c in passages}
     answer = view.answer
-    grounding = grounding_out(answer)
+    grounding = grounding_out(view)
     return {
-        "citations": [by_n[n].model_dump() for n in answer.citations if n in by_n],
-        "passages": [p.model_dump() for p in passages],
+        "citations": [c.model_dump() for c in citations_out(view.citations)],
+        "passages": [p.model_dump() for p in citations_out(view.sources)],
         "grounding": grounding.model_dump() if grounding else None,
         "answer_id": answer.id,
         "usage": _usage(answer).model_dump(),
@@ -189,10 +186,6 @@ def _chunk(answer: Answer, model: str, delta: dict[str, str], finish: str | None
     }
 
 
-def _data(payload: object) -> str:
-    return f"data: {json.dumps(payload, default=str)}\n\n"
-
-
 async def completion_chunks(
     *, answer: Answer, model: str, timeout_s: float, extras: Callable[[Answer], Awaitable[dict[str, object]]]
 ) -> AsyncIterator[str]:
@@ -201,27 +194,27 @@ async def completion_chunks(
     A failure or timeout after the 200 is sent becomes a `data: {"error": ...}` event, which OpenAI
     clients raise as an APIError: the stream never just stops.
     """
-    yield _data(_chunk(answer, model, {"role": "assistant", "content": ""}))
+    yield sse(None, _chunk(answer, model, {"role": "assistant", "content": ""}))
     final: Answer | None = None
     try:
         async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
             if step.kind == "ping":
                 yield KEEPALIVE_COMMENT
             elif step.kind == "token":
-                yield _data(_chunk(answer, model, {"content": step.text}))
+                yield sse(None, _chunk(answer, model, {"content": step.text}))
             elif step.answer is not None:
                 final = step.answer
                 if final.status == Answer.Status.FAILED:
                     raise AnswerFailed(final.error or "The answer failed: ask again", details={"answer_id": answer.id})
     except ApiError as exc:
-        yield _data(error_payload(exc))
+        yield sse(None, error_payload(exc))
         return
     except Exception as exc:  # the 200 is sent: end with an error the client raises, never a dropped stream
         logger.exception("event=api_stream_crashed answer=%s", answer.id)
-        yield _data(error_payload(exc))
+        yield sse(None, error_payload(exc))
         return
     assert final is not None
-    yield _data({**_chunk(final, model, {}, finish="stop"), **await extras(final)})
+    yield sse(None, {**_chunk(final, model, {}, finish="stop"), **await extras(final)})
     yield "data: [DONE]\n\n"
 
 

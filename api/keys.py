@@ -66,7 +66,7 @@ def _matches(secret: str, stored: str) -> bool:
     scheme, _, digest = stored.partition("$")
     if scheme != _HASH_SCHEME:
         return False
-    signing_keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    signing_keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     return any(hmac.compare_digest(_digest(secret, k), digest) for k in signing_keys)
 
 

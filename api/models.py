@@ -25,6 +25,18 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
 
-
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class KeyConversation(models.Model):
+    """A conversation a support bot started with its key. The link lives here, so that chat knows no keys;
+    a key sees only the conversations linked to it."""
+
+    conversation = models.OneToOneField(
+        "chat.Conversation", on_delete=models.CASCADE, primary_key=True, related_name="key_link"
+    )
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="conversation_links")
+
+    def __str__(self) -> str:
+        return f"conversation {self.pk} of key {self.key_id}"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-from api.services import AnswerView
-from chat.models import Answer
+from chat.records import AnswerView, Source
+from chat.services import MAX_QUESTION_CHARS
 from ingestion.models import Collection, Document
-from ingestion.services import UploadOutcome
+from ingestion.services import UploadOutcome, document_state
 
 MAX_TOP_K = 20
 MAX_ID = 2**63 - 1  # the database's bigint: larger ids are simply not found, never a database error
@@ -38,7 +40,7 @@ class ErrorOut(Schema):
 
 class AskIn(Schema):
     model_config = STRICT
-    question: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK)
     collection: str | None = Field(
         None, max_length=200, pattern=NO_NUL, description="Collection slug; optional with a conversation"
     )
@@ -148,7 +150,7 @@ class DocumentOut(Schema):
     size: int
     error: str
     error_code: str
-    warnings: list[object]
+    warnings: list[str]
     created_at: datetime
     finished_at: datetime | None
 
@@ -173,42 +175,36 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def citations_out(view: AnswerView) -> list[CitationOut]:
-    cited = set(view.answer.citations)
+def citations_out(sources: Sequence[Source]) -> list[CitationOut]:
     return [
         CitationOut(
-            n=int(p["n"]), cited=p["n"] in cited, document_id=int(p["document_id"]), document=str(p["document_name"]),  # type: ignore[call-overload, index]
-            page=int(p["page_start"]), page_end=int(p["page_end"]), score=float(p["score"]),  # type: ignore[call-overload, index, arg-type]
-            text=view.passage_texts.get(int(p["chunk_id"]), ""),  # type: ignore[call-overload, index]
+            n=s.record.n, cited=s.cited, document_id=s.record.document_id, document=s.record.document_name,
+            page=s.record.page_start, page_end=s.record.page_end, score=s.record.score, text=s.record.text,
         )
-        for p in view.answer.passages
+        for s in sources
     ]
 
 
-def grounding_out(answer: Answer) -> GroundingOut | None:
-    if answer.grounding_score is None:
+def grounding_out(view: AnswerView) -> GroundingOut | None:
+    g = view.grounding
+    if g is None:
         return None
-    return GroundingOut(
-        score=round(answer.grounding_score, 4), flagged=answer.grounding_flagged,
-        threshold=answer.grounding_threshold, unsupported=[UnsupportedSpan(**s) for s in answer.grounding_spans or []],
-    )
+    unsupported = [UnsupportedSpan.model_validate(span) for span in g.unsupported]
+    return GroundingOut(score=g.score, flagged=g.flagged, threshold=g.threshold, unsupported=unsupported)
 
 
 def answer_out(view: AnswerView) -> AnswerOut:
     a = view.answer
-    passages = citations_out(view)
-    by_n = {c.n: c for c in passages}
     total = (a.finished_at - a.created_at).total_seconds() * 1000 if a.finished_at else None
     return AnswerOut(
-        id=a.id, conversation=a.conversation_id, collection=view.collection, status=a.status,  # type: ignore[arg-type]
-        question=a.question, answer=a.text, error=a.error,
-        citations=[by_n[n] for n in a.citations if n in by_n], passages=passages, grounding=grounding_out(a),
+        id=a.id, conversation=a.conversation_id, collection=a.conversation.collection.slug, status=a.status,  # type: ignore[arg-type]
+        question=a.question, answer=a.text, error=a.error, citations=citations_out(view.citations),
+        passages=citations_out(view.sources), grounding=grounding_out(view),
         timings=TimingsOut(
             retrieval_ms=_ms(a.retrieval_ms), ttft_ms=_ms(a.ttft_ms), generation_ms=_ms(a.generation_ms),
             grounding_ms=_ms(a.grounding_ms), total_ms=_ms(total), tokens_per_second=_ms(a.tokens_per_second),
         ),
-        model=a.model_name, feedback={1: "up", -1: "down"}.get(a.feedback or 0), created_at=a.created_at,  # type: ignore[arg-type]
-        finished_at=a.finished_at,
+        model=a.model_name, feedback=view.feedback, created_at=a.created_at, finished_at=a.finished_at,
     )
 
 
@@ -217,12 +213,7 @@ def collection_out(collection: Collection) -> CollectionOut:
 
 
 def document_out(document: Document) -> DocumentOut:
-    return DocumentOut(
-        id=document.id, name=document.original_name, collection=document.collection.slug, status=document.status,  # type: ignore[arg-type]
-        progress=round(document.progress, 3), stage=document.stage, page_count=document.page_count, size=document.size,
-        error=document.error, error_code=document.error_code, warnings=list(document.warnings or []),
-        created_at=document.created_at, finished_at=document.finished_at,
-    )
+    return DocumentOut.model_validate(asdict(document_state(document)))
 
 
 def upload_out(outcome: UploadOutcome) -> UploadOut:

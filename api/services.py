@@ -4,11 +4,11 @@ conversations and answers, by the key itself), and an id outside them is NotFoun
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -21,9 +21,10 @@ from api.exceptions import (
     PermissionDenied,
 )
 from api.keys import Caller
+from api.models import KeyConversation
 from chat.models import Answer, Conversation
 from chat.services import answer_ask, conversation_create, question_clean
-from ingestion.models import Chunk, Collection, Document
+from ingestion.models import Collection, Document
 from ingestion.services import UploadOutcome, document_delete, document_reindex, document_upload
 from ragsite.logs import log_event
 
@@ -31,15 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Rows left PENDING or STREAMING longer than this belong to a lost task, not to the queue.
 _QUEUE_HORIZON = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class AnswerView:
-    """An answer with the texts of the passages it was given (passage records hold only ids)."""
-
-    answer: Answer
-    collection: str
-    passage_texts: dict[int, str]
 
 
 def collection_for_key(*, caller: Caller, slug: str) -> Collection:
@@ -88,9 +80,17 @@ def document_reindex_for_key(*, caller: Caller, document_id: int) -> Document:
     return document_reindex(document=document_for_key(caller=caller, document_id=document_id))
 
 
+def conversation_start_for_key(*, caller: Caller, collection: Collection) -> Conversation:
+    """A new conversation in one of the key's collections, linked to the key (only it will see it)."""
+    with transaction.atomic():
+        conversation = conversation_create(collection=collection)
+        KeyConversation.objects.create(conversation=conversation, key=caller.key)
+    return conversation
+
+
 def conversations_for_key(*, caller: Caller, collection: str | None = None) -> QuerySet[Conversation]:
     ids = [collection_for_key(caller=caller, slug=collection).id] if collection else caller.collection_ids
-    return Conversation.objects.filter(api_key=caller.key, collection_id__in=ids).select_related("collection")
+    return Conversation.objects.filter(key_link__key=caller.key, collection_id__in=ids).select_related("collection")
 
 
 def conversation_for_key(*, caller: Caller, conversation_id: int) -> Conversation:
@@ -102,24 +102,10 @@ def conversation_for_key(*, caller: Caller, conversation_id: int) -> Conversatio
 
 def answer_for_key(*, caller: Caller, answer_id: int) -> Answer:
     answer = Answer.objects.filter(
-        id=answer_id, conversation__api_key=caller.key, conversation__collection_id__in=caller.collection_ids
+        id=answer_id, conversation__key_link__key=caller.key, conversation__collection_id__in=caller.collection_ids
     ).select_related("conversation__collection").first()
     if answer is None:
         raise NotFound(f"Answer {answer_id} does not exist or was not asked with this key")
-    return answer
-
-
-def answer_views(*, answers: list[Answer]) -> list[AnswerView]:
-    """Answers with their passage texts, read in one query."""
-    ids = {int(p["chunk_id"]) for a in answers for p in a.passages}  # type: ignore[call-overload, index]
-    texts = dict(Chunk.objects.filter(id__in=ids).values_list("id", "text"))
-    return [AnswerView(answer=a, collection=a.conversation.collection.slug, passage_texts=texts) for a in answers]
-
-
-def answer_feedback_set(*, answer: Answer, value: int, comment: str) -> Answer:
-    Answer.objects.filter(id=answer.id).update(feedback=value, feedback_comment=comment[:2000])
-    answer.refresh_from_db()
-    log_event(logger, "answer_feedback", answer=answer.id, value=value, comment_chars=len(comment))
     return answer
 
 
@@ -157,7 +143,7 @@ def answer_ask_for_key(
     elif collection:
         target = collection_for_key(caller=caller, slug=collection)
         answer_admit()
-        conversation = conversation_create(collection=target, api_key=caller.key)
+        conversation = conversation_start_for_key(caller=caller, collection=target)
     else:
         raise InvalidRequest("Name a collection (its slug) or continue a conversation (its id)")
     return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=top_k)

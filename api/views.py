@@ -27,7 +27,10 @@ from api.schemas import (
     collection_out,
 )
 from api.streaming import answer_wait, ask_events
+from chat.follow import sse_response
 from chat.models import Answer, Conversation
+from chat.records import answer_view
+from chat.services import answer_feedback_set
 
 router = Router()
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -45,7 +48,7 @@ def caller_of(request: HttpRequest) -> Caller:
 
 
 def answer_model(answer: Answer) -> AnswerOut:
-    return answer_out(services.answer_views(answers=[answer])[0])
+    return answer_out(answer_view(answer))
 
 
 async def answer_json(answer: Answer) -> dict[str, object]:
@@ -53,9 +56,7 @@ async def answer_json(answer: Answer) -> dict[str, object]:
 
 
 def event_stream(events: AsyncIterator[str], *, answer_id: int) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
+    response = sse_response(events)
     response["X-Answer-Id"] = str(answer_id)
     return response
 
@@ -116,8 +117,7 @@ def answer_get(request: HttpRequest, answer_id: IdPath) -> AnswerOut:
 )
 def answer_feedback(request: HttpRequest, answer_id: IdPath, payload: FeedbackIn) -> AnswerOut:
     answer = services.answer_for_key(caller=caller_of(request), answer_id=answer_id)
-    value = 1 if payload.value == "up" else -1
-    return answer_model(services.answer_feedback_set(answer=answer, value=value, comment=payload.comment))
+    return answer_model(answer_feedback_set(answer=answer, value=payload.value, comment=payload.comment))
 
 
 def _conversation_out(conversation: Conversation) -> ConversationOut:
@@ -138,10 +138,9 @@ def conversations_list(request: HttpRequest, filters: Query[ConversationFilter])
 @router.get("/conversations/{conversation_id}", response={200: ConversationDetailOut, **errors(404, 422)}, tags=["conversations"])
 def conversation_get(request: HttpRequest, conversation_id: IdPath) -> ConversationDetailOut:
     conversation = services.conversation_for_key(caller=caller_of(request), conversation_id=conversation_id)
-    answers = list(conversation.answers.select_related("conversation__collection"))
+    answers = conversation.answers.select_related("conversation__collection")
     return ConversationDetailOut(
-        **_conversation_out(conversation).model_dump(),
-        answers=[answer_out(view) for view in services.answer_views(answers=answers)],
+        **_conversation_out(conversation).model_dump(), answers=[answer_model(a) for a in answers]
     )
 
 

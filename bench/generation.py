@@ -208,10 +208,19 @@ def transformers_4bit_bench(*, reps: int, max_tokens: int, log: Callable[[str], 
             yield from streamer
             thread.join()
 
-        # transformers' manager driven directly, with our engine's settings (the same library, no service).
-        from llm.generators.hf_batching import BatchingOptions, ContinuousEngine
+        # transformers' continuous batching through its public API, with the library's defaults (CUDA graphs on,
+        # per-request sampling so each request sets its own temperature): the library alone, no service.
+        import copy
 
-        raw_cb = ContinuousEngine(model=raw, tokenizer=tokenizer, options=BatchingOptions(), model_name="raw")._manager_new()
+        from transformers import ContinuousBatchingConfig
+
+        generation = copy.deepcopy(raw.generation_config)
+        generation.update(do_sample=True, temperature=0.1, top_p=0.95)
+        with torch.inference_mode():
+            raw_cb = raw.init_continuous_batching(
+                generation_config=generation,
+                continuous_batching_config=ContinuousBatchingConfig(per_request_processors=True, use_cuda_graph=True),
+            )
         raw_cb.start()
 
         def run_raw_cb(i: int) -> Iterator[str]:

@@ -59,17 +59,18 @@ class Ours:
         from django.utils.text import slugify
 
         import ingestion.services as services
+        import retrieval.services as retrieval
+        from ingestion.embedding import embedder_get
         from ingestion.models import Collection
-        from retrieval.embedding import embedder_get
 
         self.run = SystemRun()
         self.collection = Collection.objects.create(name=collection_name, slug=slugify(collection_name))
         embedder = embedder_get()
         embedder.warm_up()
         # Stage timings: wrap what document_ingest calls (bench-only patches of this process).
-        services.pdf_parse = _timing(services.pdf_parse, self.run.stages, "parse")  # type: ignore[attr-defined]
+        services._parse = _timing(services._parse, self.run.stages, "parse")  # type: ignore[attr-defined]
         services.chunks_split = _timing(services.chunks_split, self.run.stages, "chunk")  # type: ignore[attr-defined]
-        services.index_sync = _timing(services.index_sync, self.run.stages, "index")  # type: ignore[attr-defined]
+        retrieval.index_sync = _timing(retrieval.index_sync, self.run.stages, "index")  # type: ignore[attr-defined]
         embedder.embed = _timing(embedder.embed, self.run.stages, "embed")  # type: ignore[method-assign]
 
     def ingest(self, path: Path) -> None:
@@ -113,7 +114,7 @@ class Baseline:
         from langchain_huggingface import HuggingFaceEmbeddings
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        from retrieval.embedding import bundled_model_path
+        from ingestion.embedding import bundled_model_path
 
         self.run = SystemRun()
         self.embeddings = HuggingFaceEmbeddings(model_name=str(bundled_model_path()), model_kwargs={"device": "cpu"})
@@ -175,7 +176,7 @@ def ingestion_bench(*, pdfs: list[Path], log: Callable[[str], None]) -> tuple[di
             system.ingest(path)
         log(f"  ingest {n + 1}/{len(pdfs)} {path.name}: ours {ours.run.seconds:.1f}s, baseline {baseline.run.seconds:.1f}s")
     o, b = ours.run.figures(), baseline.run.figures()
-    from retrieval.embedding import embedder_get
+    from ingestion.embedding import embedder_get
 
     figures = {
         # The variant (RAG_EMBED_QUANTIZE) that embedded our chunks and, the same one, the queries.

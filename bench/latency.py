@@ -35,7 +35,7 @@ def _real_embeddings(queries: int) -> tuple[np.ndarray, np.ndarray]:
     """(paragraph vectors, question vectors) from PolicyQA dev, by the bundled embedder."""
     import json
 
-    from retrieval.embedding import embedder_get
+    from ingestion.embedding import embedder_get
 
     if not POLICYQA_DEV.exists():
         raise Skipped(f"{POLICYQA_DEV} is absent (the shared eval data)")

@@ -86,8 +86,8 @@ class _OursPolicy:
         from django.conf import settings
 
         from ingestion.chunking import chunks_split
+        from ingestion.embedding import embedder_get
         from ingestion.models import Chunk, Collection, Document
-        from retrieval.embedding import embedder_get
         from retrieval.services import index_sync
 
         embedder = embedder_get()

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from chat import reports
 from chat.charts import rate_chart_svg
+from chat.exceptions import SignInRequired
 
 
 def _days(request: HttpRequest) -> int:
@@ -95,10 +96,7 @@ def _metrics_allowed(request: HttpRequest) -> bool:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _metrics_allowed(request):
-        return JsonResponse(
-            {"error": {"code": "unauthorized", "message": "Send 'Authorization: Bearer <RAG_METRICS_TOKEN>' or sign in as staff"}},
-            status=401,
-        )
+        raise SignInRequired("Send 'Authorization: Bearer <RAG_METRICS_TOKEN>' or sign in as staff")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AnswerCollector())  # type: ignore[arg-type]
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from django.http import StreamingHttpResponse
+
 from chat.models import Answer
 
 POLL_S = 0.1
@@ -36,6 +38,13 @@ def sse(event: str | None, data: object) -> str:
     return f"{head}data: {json.dumps(data, default=str)}\n\n"
 
 
+def sse_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
+    return response
+
+
 def _delta(answer: Answer, sent: str) -> str:
     text = answer.text if answer.status == Answer.Status.DONE else answer.text.strip()
     return text[len(sent) :] if text.startswith(sent) else ""
@@ -44,7 +53,7 @@ def _delta(answer: Answer, sent: str) -> str:
 async def answer_follow(
     *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float = POLL_S
 ) -> AsyncIterator[Step]:
-    """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is scored.
+    """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is settled.
 
     Ends with a "timeout" step when the answer is not final after `timeout_s`. Once it is final,
     grounding gets at most `grounding_wait_s` more seconds (and none for a failed or empty answer,
@@ -67,8 +76,8 @@ async def answer_follow(
             yield Step("done", answer=answer)
             if answer.status == Answer.Status.FAILED or not answer.text:
                 return
-        if final and answer.grounding_score is not None:
-            yield Step("grounding", answer=answer)
+        if final and answer.grounding_status != Answer.Grounding.PENDING:
+            yield Step("grounding", answer=answer)  # scored, or scoring failed: either way it is settled
             return
         now = time.monotonic()
         if now >= deadline:

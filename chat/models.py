@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
 
+@dataclass(frozen=True)
+class PassageRecord:
+    """One passage an answer was given, numbered [n] as in its prompt: a snapshot of what the model saw,
+    so re-indexing, re-chunking or deleting the document never changes an old answer's evidence."""
+
+    n: int
+    chunk_id: int
+    document_id: int
+    document_name: str
+    page_start: int
+    page_end: int
+    score: float
+    text: str  # as in the prompt (a passage cut to fit the window carries the cut text)
+
+    @property
+    def pages(self) -> str:
+        return f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PassageRecord:
+        return cls(
+            n=int(data["n"]), chunk_id=int(data["chunk_id"]), document_id=int(data["document_id"]),
+            document_name=str(data["document_name"]), page_start=int(data["page_start"]),
+            page_end=int(data["page_end"]), score=float(data["score"]), text=str(data.get("text", "")),
+        )
+
+
 class Conversation(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations")
-    api_key = models.ForeignKey("api.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="conversations")
     collection = models.ForeignKey("ingestion.Collection", on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -39,7 +72,7 @@ class Answer(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     text = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    # [{"n", "chunk_id", "document_id", "document_name", "page_start", "page_end", "score"}], numbered as in the prompt
+    # PassageRecord.to_json() of each passage the model was given, numbered as in the prompt
     passages = models.JSONField(default=list, blank=True)
     citations = models.JSONField(default=list, blank=True)  # passage numbers cited, in order of first use
     model_called = models.BooleanField(default=False)
@@ -52,7 +85,13 @@ class Answer(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     generation_ms = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    class Grounding(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SCORED = "scored", "Scored"
+        FAILED = "failed", "Scoring failed"
+
     # Grounding: filled right after generation, never delaying the streamed answer.
+    grounding_status = models.CharField(max_length=16, choices=Grounding.choices, default=Grounding.PENDING)
     grounding_score = models.FloatField(null=True, blank=True)
     grounding_flagged = models.BooleanField(null=True, blank=True, db_index=True)
     grounding_threshold = models.FloatField(null=True, blank=True)
@@ -70,3 +109,13 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"Answer {self.pk} ({self.status})"
+
+    def passage_records(self) -> list[PassageRecord]:
+        return [PassageRecord.from_json(p) for p in self.passages]
+
+    @property
+    def grounding_settled(self) -> bool:
+        """No grounding is coming: scored, failed, or an answer that is never scored (failed or empty)."""
+        return self.grounding_status != self.Grounding.PENDING or self.status == self.Status.FAILED or (
+            self.status == self.Status.DONE and not self.text
+        )

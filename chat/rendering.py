@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import markdown
 import nh3
 
+from llm.citations import CITATION_BRACKET, bracket_numbers
+
 _ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "blockquote", "a", "mark", "h3", "h4", "table", "thead", "tbody", "tr", "th", "td"}
 _ALLOWED_ATTRS = {"a": {"href", "class", "data-n", "title"}, "mark": {"class", "title"}}
-_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Private-use characters mark unsupported spans through Markdown rendering without being valid Markdown.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 
@@ -41,18 +42,17 @@ def answer_html(
     rendered = markdown.markdown(html.escape(marked, quote=False), extensions=["fenced_code", "tables", "sane_lists"])
 
     def cite(match: re.Match[str]) -> str:
-        links = []
-        for raw in match.group(1).split(","):
-            n = int(raw.strip())
-            url = passage_urls.get(n)
-            links.append(
-                f'<a class="cite" data-n="{n}" href="{html.escape(url)}" title="Open passage {n}">[{n}]</a>'
-                if url
-                else f"[{n}]"
-            )
-        return "".join(links)
+        numbers = bracket_numbers(match.group(1), passage_count=max(passage_urls, default=0))
+        if not numbers:
+            return match.group(0)  # not a citation of a passage the model was given ([2023], [7] of five)
+        return "".join(
+            f'<a class="cite" data-n="{n}" href="{html.escape(passage_urls[n])}" title="Open passage {n}">[{n}]</a>'
+            if n in passage_urls
+            else f"[{n}]"
+            for n in numbers
+        )
 
-    rendered = _CITE.sub(cite, rendered)
+    rendered = CITATION_BRACKET.sub(cite, rendered)
     rendered = rendered.replace(_OPEN, '<mark class="unsupported" title="Not supported by the passages">')
     rendered = rendered.replace(_CLOSE, "</mark>")
     return nh3.clean(rendered, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS, link_rel="noopener noreferrer")

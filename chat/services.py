@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from api.models import ApiKey
-from chat.exceptions import ConversationNotFound, QuestionInvalid
-from chat.models import Answer, Conversation
+from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
+from chat.models import Answer, Conversation, PassageRecord
+from chat.records import FEEDBACK_VALUES, Feedback
 from ingestion.models import Collection
+from ingestion.services import collections_readable
 from llm.citations import citations_parse
 from llm.generators import ChatMessage, GenerationParams, Generator, generator_get
+from llm.grounding import scorer_get
 from llm.prompts import (
     NOT_IN_DOCUMENTS,
+    BuiltPrompt,
     PromptPassage,
     prompt_build,
     standalone_query_build,
@@ -34,6 +39,8 @@ from ragsite.logs import log_event
 from retrieval.services import Passage, chunks_search
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=models.Model)
 
 MAX_QUESTION_CHARS = 4000
 HISTORY_TURNS = 3
@@ -48,28 +55,44 @@ class Retrieved:
     ms: float
 
 
-def conversation_create(
-    *, collection: Collection, user: User | None = None, api_key: ApiKey | None = None, title: str = ""
-) -> Conversation:
-    return Conversation.objects.create(collection=collection, user=user, api_key=api_key, title=title[:200])
+def conversation_create(*, collection: Collection, user: User | None = None, title: str = "") -> Conversation:
+    return Conversation.objects.create(collection=collection, user=user, title=title[:200])
+
+
+def _users(rows: QuerySet[M], *, user: User | AnonymousUser, via: str = "") -> QuerySet[M]:
+    """The rows of the user's own conversations (`via` leads from a row to its conversation) in collections
+    the user may still read: a user removed from a collection loses its old conversations with it."""
+    # An anonymous pk is None, which would match the API's conversations (they have no user): refuse first.
+    if not isinstance(user, User):
+        return rows.none()
+    return rows.filter(**{f"{via}user_id": user.pk, f"{via}collection__in": collections_readable(user=user)})
 
 
 def conversations_for(*, user: User | AnonymousUser) -> list[Conversation]:
-    if not user.is_authenticated:
-        return []
-    return list(Conversation.objects.filter(user_id=user.pk).select_related("collection")[:100])
+    return list(_users(Conversation.objects.select_related("collection"), user=user)[:100])
 
 
 def conversation_get(*, conversation_id: int, user: User | AnonymousUser) -> Conversation:
-    # An anonymous pk is None, which would match the API's conversations (they have no user): refuse first.
-    conversation = (
-        Conversation.objects.select_related("collection").filter(id=conversation_id, user_id=user.pk).first()
-        if isinstance(user, User)
-        else None
-    )
+    conversation = _users(Conversation.objects.select_related("collection"), user=user).filter(id=conversation_id).first()
     if conversation is None:
         raise ConversationNotFound(f"Conversation {conversation_id} does not exist or is not yours")
     return conversation
+
+
+def answer_of_user(*, answer_id: int, user: User | AnonymousUser) -> Answer:
+    """An answer in one of the user's conversations; any other id looks the same as a missing one."""
+    answer = _users(Answer.objects.select_related("conversation"), user=user, via="conversation__").filter(id=answer_id).first()
+    if answer is None:
+        raise AccessDenied(f"Answer {answer_id} does not exist or is not yours")
+    return answer
+
+
+def answer_feedback_set(*, answer: Answer, value: Feedback, comment: str) -> Answer:
+    """Thumbs up or down, with an optional comment (kept beside the answer's grounding score)."""
+    Answer.objects.filter(id=answer.id).update(feedback=FEEDBACK_VALUES[value], feedback_comment=comment[:2000])
+    answer.refresh_from_db()
+    log_event(logger, "answer_feedback", answer=answer.id, value=value, comment_chars=len(comment))
+    return answer
 
 
 def question_clean(question: str) -> str:
@@ -134,16 +157,6 @@ def passages_retrieve(*, collection_id: int, query: str, k: int, min_score: floa
     return Retrieved(query=query, passages=passages, ms=(time.perf_counter() - t0) * 1000)
 
 
-def _passage_records(passages: Sequence[Passage]) -> list[dict[str, object]]:
-    return [
-        {
-            "n": n, "chunk_id": p.chunk_id, "document_id": p.document_id, "document_name": p.document_name,
-            "page_start": p.page_start, "page_end": p.page_end, "score": round(p.score, 4),
-        }
-        for n, p in enumerate(passages, start=1)
-    ]
-
-
 class _Flusher:
     """Appends streamed text to the answer row at most every FLUSH_SECONDS."""
 
@@ -164,43 +177,43 @@ class _Flusher:
         return "".join(self.parts)
 
 
-def _stream_into(answer: Answer, pieces: Iterator[str]) -> tuple[str, float | None, int]:
-    """Consume the generator's stream into the row; return text, time to first token (ms), piece count."""
-    flusher = _Flusher(answer.id)
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    ttft_ms: float | None
+    total_ms: float
+    completion_tokens: int
+
+    def fields(self) -> dict[str, object]:
+        decode_s = max((self.total_ms - (self.ttft_ms or 0.0)) / 1000, 1e-6)
+        return {
+            "ttft_ms": self.ttft_ms, "generation_ms": self.total_ms, "completion_tokens": self.completion_tokens,
+            "tokens_per_second": (self.completion_tokens - 1) / decode_s if self.completion_tokens > 1 else None,
+        }
+
+
+def _generate(answer_id: int, generator: Generator, built: BuiltPrompt) -> Generated:
+    """Stream the model's answer into the row; its text, timings and token count."""
+    params = GenerationParams(max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE)
+    flusher = _Flusher(answer_id)
     t0 = time.perf_counter()
     ttft: float | None = None
-    count = 0
-    for piece in pieces:
-        if ttft is None:
-            ttft = (time.perf_counter() - t0) * 1000
-        count += 1
+    pieces = 0
+    for piece in generator.stream(messages=built.messages, params=params):
+        ttft = (time.perf_counter() - t0) * 1000 if ttft is None else ttft
+        pieces += 1
         flusher.add(piece)
-    return flusher.text.strip(), ttft, count
+    total_ms = (time.perf_counter() - t0) * 1000
+    text = flusher.text.strip()
+    # The answer appended to the conversation, minus the prompt: a lone assistant message is not a valid
+    # conversation for every chat template (Mistral's insists on alternating user/assistant turns).
+    appended = [*built.messages, ChatMessage(role="assistant", content=text)]
+    completion = generator.count_tokens(appended) - built.prompt_tokens if text else 0
+    return Generated(text=text, ttft_ms=ttft, total_ms=total_ms, completion_tokens=max(completion, pieces))
 
 
-def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
-    """Retrieve, prompt, generate (streaming into the row), record citations and timings, then score."""
-    answer = Answer.objects.select_related("conversation").get(id=answer_id)
-    if answer.status in (Answer.Status.DONE, Answer.Status.FAILED):
-        return answer  # a redelivered task: the answer is already final
-    conversation = answer.conversation
-    Answer.objects.filter(id=answer_id).update(status=Answer.Status.STREAMING, text="")
-    generator = generator_get()
-    generator.warm_up()
-    history = _history(answer)
-    query = standalone_query(question=answer.question, history=history, generator=generator)
-    found = passages_retrieve(
-        collection_id=conversation.collection_id, query=query, k=top_k or settings.ANSWER_TOP_K, min_score=settings.ANSWER_MIN_SCORE
-    )
-    fields: dict[str, object] = {
-        "standalone_query": query, "retrieval_ms": found.ms, "backend": generator.backend,
-        "model_name": generator.model_name, "quantization": generator.quantization,
-    }
-    if not found.passages:
-        # Nothing relevant: say so without spending the model's time on a guess.
-        fields.update(text=NOT_IN_DOCUMENTS, model_called=False, passages=[], citations=[])
-        return _finish(answer_id, fields)
-    built = prompt_build(
+def _prompt(answer: Answer, found: Retrieved, history: Sequence[ChatMessage], generator: Generator) -> BuiltPrompt:
+    return prompt_build(
         question=answer.question,
         passages=[PromptPassage(p.chunk_id, p.document_name, p.page_start, p.page_end, p.text, p.score) for p in found.passages],
         history=history,
@@ -208,27 +221,59 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
         max_new_tokens=settings.LLM_MAX_NEW_TOKENS,
         guardrail=settings.LLM_GUARDRAIL,
     )
-    # The passages the prompt kept, in its numbering: [n] in the answer is passages[n - 1].
+
+
+def _records(found: Retrieved, built: BuiltPrompt) -> list[PassageRecord]:
+    """The passages the prompt kept, in its numbering ([n] in the answer is records[n - 1]), with the text
+    the model saw."""
     by_id = {p.chunk_id: p for p in found.passages}
-    passages = [by_id[b.chunk_id] for b in built.passages]
-    Answer.objects.filter(id=answer_id).update(passages=_passage_records(passages), prompt_tokens=built.prompt_tokens)
-    params = GenerationParams(max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE)
-    t0 = time.perf_counter()
-    text, ttft, pieces = _stream_into(answer, generator.stream(messages=built.messages, params=params))
-    total_ms = (time.perf_counter() - t0) * 1000
-    # The answer appended to the conversation, minus the prompt: a lone assistant message is not a valid
-    # conversation for every chat template (Mistral's insists on alternating user/assistant turns).
-    completion = (
-        generator.count_tokens([*built.messages, ChatMessage(role="assistant", content=text)]) - built.prompt_tokens
-        if text
-        else 0
+    return [
+        PassageRecord(
+            n=n, chunk_id=kept.chunk_id, document_id=by_id[kept.chunk_id].document_id, document_name=kept.document_title,
+            page_start=kept.page_start, page_end=kept.page_end, score=round(kept.score, 4), text=kept.text,
+        )
+        for n, kept in enumerate(built.passages, start=1)
+    ]
+
+
+def _answer_claim(answer_id: int) -> Answer | None:
+    """The answer, now STREAMING; None when it is already final (a redelivered task)."""
+    answer = Answer.objects.select_related("conversation").get(id=answer_id)
+    if answer.status in (Answer.Status.DONE, Answer.Status.FAILED):
+        return None
+    Answer.objects.filter(id=answer_id).update(status=Answer.Status.STREAMING, text="")
+    return answer
+
+
+def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
+    """Retrieve, prompt, generate (streaming into the row), record citations and timings; scoring follows."""
+    answer = _answer_claim(answer_id)
+    if answer is None:
+        return Answer.objects.get(id=answer_id)
+    generator = generator_get()
+    generator.warm_up()
+    history = _history(answer)
+    query = standalone_query(question=answer.question, history=history, generator=generator)
+    found = passages_retrieve(
+        collection_id=answer.conversation.collection_id, query=query, k=top_k or settings.ANSWER_TOP_K,
+        min_score=settings.ANSWER_MIN_SCORE,
     )
-    decode_s = max((total_ms - (ttft or 0.0)) / 1000, 1e-6)
+    fields: dict[str, object] = {
+        "standalone_query": query, "retrieval_ms": found.ms, "backend": generator.backend,
+        "model_name": generator.model_name, "quantization": generator.quantization,
+    }
+    if not found.passages:
+        # Nothing relevant: say so without spending the model's time on a guess.
+        return _finish(answer_id, {**fields, "text": NOT_IN_DOCUMENTS, "model_called": False, "passages": [], "citations": []})
+    built = _prompt(answer, found, history, generator)
+    records = _records(found, built)
+    passages = [r.to_json() for r in records]
+    Answer.objects.filter(id=answer_id).update(passages=passages, prompt_tokens=built.prompt_tokens)
+    generated = _generate(answer_id, generator, built)
+    cited = citations_parse(answer=generated.text, passage_count=len(records))
     fields.update(
-        text=text or NOT_IN_DOCUMENTS, model_called=True, passages=_passage_records(passages),
-        citations=list(citations_parse(answer=text, passage_count=len(passages))),
-        ttft_ms=ttft, generation_ms=total_ms, completion_tokens=max(completion, pieces),
-        tokens_per_second=(max(completion, pieces) - 1) / decode_s if pieces > 1 else None,
+        text=generated.text or NOT_IN_DOCUMENTS, model_called=True, passages=passages, citations=list(cited),
+        **generated.fields(),
     )
     return _finish(answer_id, fields)
 
@@ -250,37 +295,26 @@ def answer_fail(*, answer_id: int, message: str) -> None:
     log_event(logger, "answer_failed", level=logging.WARNING, answer=answer_id)
 
 
-def answer_passage_texts(*, answer: Answer) -> list[str]:
-    """The texts of the passages the answer was given, in prompt order (for grounding and display)."""
-    from ingestion.models import Chunk
-
-    ids = [int(p["chunk_id"]) for p in answer.passages]  # type: ignore[call-overload]
-    texts = dict(Chunk.objects.filter(id__in=ids).values_list("id", "text"))
-    return [texts.get(i, "") for i in ids]
-
-
 def grounding_warm_up() -> None:
-    from llm.grounding import scorer_get
-
     scorer_get().warm_up()
 
 
 def answer_ground(*, answer_id: int) -> Answer:
     """Score how well the answer is supported by its passages and store the result beside it."""
-    from llm.grounding import scorer_get
-
-    answer = Answer.objects.get(id=answer_id)
-    if answer.status != Answer.Status.DONE or answer.grounding_score is not None:
+    answer = Answer.objects.select_related("conversation").get(id=answer_id)
+    if answer.status != Answer.Status.DONE or answer.grounding_status != Answer.Grounding.PENDING:
         return answer
     t0 = time.perf_counter()
-    result = scorer_get().score(answer=answer.text, passages=answer_passage_texts(answer=answer), question=answer.question)
+    passages = [record.text for record in answer.passage_records()]
+    result = scorer_get().score(answer=answer.text, passages=passages, question=answer.question)
     ms = (time.perf_counter() - t0) * 1000
     spans = [
         {"start": s.start, "end": s.end, "text": s.text, "support": round(s.support, 4)} for s in result.unsupported
     ]
     Answer.objects.filter(id=answer_id).update(
-        grounding_score=result.score, grounding_flagged=result.flagged, grounding_threshold=result.threshold,
-        grounding_scorer=result.scorer, grounding_version=result.version, grounding_spans=spans, grounding_ms=ms,
+        grounding_status=Answer.Grounding.SCORED, grounding_score=result.score, grounding_flagged=result.flagged,
+        grounding_threshold=result.threshold, grounding_scorer=result.scorer, grounding_version=result.version,
+        grounding_spans=spans, grounding_ms=ms,
     )
     log_event(
         logger, "answer_grounded", answer=answer_id, collection=answer.conversation.collection_id,
@@ -290,3 +324,10 @@ def answer_ground(*, answer_id: int) -> Answer:
     answer.refresh_from_db()
     return answer
 
+
+def answer_ground_fail(*, answer_id: int, reason: str) -> None:
+    """Scoring failed: say so, so that nobody waits for a score that will not come."""
+    Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).update(
+        grounding_status=Answer.Grounding.FAILED
+    )
+    log_event(logger, "answer_grounding_failed", level=logging.WARNING, answer=answer_id, reason=reason)

@@ -15,10 +15,16 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from chat import services
+from chat.exceptions import ChatError
+from ingestion.exceptions import IngestionError
 from llm.exceptions import LlmError
+from ragsite.components import components_close
 from ragsite.logs import log_event
+from retrieval.exceptions import RetrievalError
 
 logger = logging.getLogger(__name__)
+
+ANSWER_ERRORS = (LlmError, RetrievalError, IngestionError, ChatError)
 
 
 @worker_ready.connect
@@ -26,8 +32,8 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     queues = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
     if "gpu" not in queues:
         return
+    from ingestion.embedding import embedder_get
     from llm.generators import generator_get
-    from retrieval.embedding import embedder_get
 
     generator = generator_get()
     generator.warm_up()
@@ -38,9 +44,7 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _shut_down(**_: Any) -> None:
-    from llm.generators import generator_close
-
-    generator_close()
+    components_close()
 
 
 @shared_task(
@@ -66,7 +70,7 @@ def generate_answer(self, answer_id: int, top_k: int | None = None) -> None:  # 
             answer_id=answer_id, message=f"Answering took longer than {settings.GPU_SOFT_TIME_LIMIT} s: ask again later"
         )
         return
-    except LlmError as exc:
+    except ANSWER_ERRORS as exc:  # the apps' own errors carry a message a person can act on
         services.answer_fail(answer_id=answer_id, message=str(exc))
         return
     except Exception as exc:
@@ -76,7 +80,16 @@ def generate_answer(self, answer_id: int, top_k: int | None = None) -> None:  # 
     score_answer.delay(answer_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3)
-def score_answer(answer_id: int) -> None:
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3)
+def score_answer(self, answer_id: int) -> None:  # type: ignore[no-untyped-def]
     """Grounding runs after the answer has streamed, so it never delays it."""
-    services.answer_ground(answer_id=answer_id)
+    try:
+        services.answer_ground(answer_id=answer_id)
+    except (OperationalError, InterfaceError):
+        if self.request.retries >= self.max_retries:
+            services.answer_ground_fail(answer_id=answer_id, reason="database unavailable")
+            return
+        raise
+    except Exception as exc:
+        logger.exception("event=grounding_crashed answer=%s", answer_id)
+        services.answer_ground_fail(answer_id=answer_id, reason=type(exc).__name__)

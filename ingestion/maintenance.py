@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from ingestion.models import Document
 from ingestion.services import MAX_INGEST_ATTEMPTS, document_fail
+from ragsite.components import shared
 from ragsite.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -99,10 +100,10 @@ def documents_requeue_stalled(
     return report
 
 
-class _Throttle:
-    """Runs the stalled check at most once per interval per process (pages poll the status every second)."""
+class StalledCheckThrottle:
+    """Runs the stalled check at most once a minute per process (pages poll the status every second)."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float = _CHECK_INTERVAL_S) -> None:
         self.interval = interval
         self._lock = threading.Lock()
         self._next = 0.0
@@ -116,11 +117,8 @@ class _Throttle:
             return True
 
 
-_throttle = _Throttle(_CHECK_INTERVAL_S)
-
-
 def stalled_check_maybe() -> StalledReport | None:
     """The stalled check, if this process has not run it within the last minute."""
-    if not _throttle.due():
+    if not shared(StalledCheckThrottle).due():
         return None
     return documents_requeue_stalled(older_than=timedelta(seconds=settings.STALLED_AFTER_SECONDS))

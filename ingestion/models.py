@@ -9,6 +9,11 @@ from django.db.models import Q
 from django.utils.text import slugify
 
 
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """How vectors are stored: float32, little-endian (what `Chunk.vector` and `Document.card_vector` read)."""
+    return vector.astype("<f4").tobytes()
+
+
 class Collection(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
@@ -60,9 +65,9 @@ class Document(models.Model):
     # The embedder (model and variant, e.g. 'all-MiniLM-L6-v2+int8') that made the chunks' vectors; queries
     # are embedded by the current one, so documents of another are re-embedded (`manage.py reembed_stale`).
     embedder = models.CharField(max_length=200, blank=True)
-    # The embedding of the document's card (file name and opening words, retrieval.cards): what the
+    # The embedding of the document's card (file name and opening words, ingestion.cards): what the
     # document is about as a whole, which its chunks rarely say ("Apple's 10-Q for Q3 2023"). Search
-    # weighs it with each chunk's own similarity. Made by index_sync from the chunks; None until then.
+    # weighs it with each chunk's own similarity. Embedded with the chunks at ingestion.
     card_embedding = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,8 +1,8 @@
 """OCR of rendered page images with RapidOCR (ONNX models shipped inside the package; no download).
 
-The engine is heavy (three ONNX sessions, about a second to build), so it is built lazily, once per
-process, on the first page that needs it: web processes and `migrate` never pay for it.
-`ocr_warm_up()` builds it ahead of time and is safe to call twice.
+The engine is heavy (three ONNX sessions, about a second to build), so it is the `ocr` component
+(settings.COMPONENTS): built once per process on the first page that needs it, so web processes and
+`migrate` never pay for it. Its `warm_up()` loads it ahead of time and is safe to call twice.
 
 RapidOCR returns one box per detected text line, sorted top-to-bottom, which interleaves the lines
 of side-by-side columns. `_reading_order` puts them back in reading order with a recursive XY-cut.
@@ -16,20 +16,17 @@ import statistics
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ingestion.exceptions import OcrFailed
+from ragsite.components import LoadsOnce, component
 
 logger = logging.getLogger(__name__)
 
-_engine: Any = None
 _MIN_SIDE = 32  # RapidOCR's min_side_len (30), rounded up
 _MAX_ASPECT = 4  # long side over short side, at most, of what the engine gets (see _aspect_padded)
-# Building twice wastes a second and memory; calling concurrently is unsafe because RapidOCR keeps
-# per-call state on the engine object. OCR saturates every core anyway, so serialising costs little.
-_engine_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,38 +42,55 @@ class _Box:
         return self.y1 - self.y0
 
 
-def ocr_warm_up(*, threads: int = 1) -> None:
-    """Build the OCR engine for this process now rather than on the first scanned page.
+class OcrEngine(Protocol):
+    def warm_up(self) -> None: ...
+
+    def read(self, *, image: np.ndarray) -> str:
+        """The text in `image` (H×W grey or H×W×3 BGR, uint8), lines in reading order; '' when none.
+
+        Raises OcrFailed when the engine cannot process the image.
+        """
+        ...
+
+
+class RapidOcrEngine(LoadsOnce):
+    """RapidOCR with its bundled Chinese/English models.
 
     `threads` per ONNX session: 1 by default because ingest workers are one process per core, and
     N processes each spinning N threads oversubscribe the machine (on a busy 2-core box one thread
-    OCR'd a page in half the wall time of two). A lone process may ask for more. Only the first
-    call builds; later calls, whatever their `threads`, keep the engine there is.
+    OCR'd a page in half the wall time of two). A lone process may ask for more.
     """
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            from rapidocr_onnxruntime import RapidOCR  # heavy (onnxruntime, OpenCV): only where OCR runs
 
-            _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
-            logger.info("event=ocr_engine_built", extra={"threads": threads})
+    def __init__(self, *, threads: int = 1) -> None:
+        self._threads = threads
+        self._engine: Any = None
+        # Calling concurrently is unsafe because RapidOCR keeps per-call state on the engine object. OCR
+        # saturates every core anyway, so serialising costs little.
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        from rapidocr_onnxruntime import RapidOCR  # heavy (onnxruntime, OpenCV): only where OCR runs
+
+        self._engine = RapidOCR(intra_op_num_threads=self._threads, inter_op_num_threads=1)
+        logger.info("event=ocr_engine_built", extra={"threads": self._threads})
+
+    def read(self, *, image: np.ndarray) -> str:
+        if image.ndim not in (2, 3) or image.size == 0:
+            raise OcrFailed(f"OCR needs a non-empty 2-D image, got shape {image.shape}")
+        self.warm_up()
+        try:
+            with self._lock:
+                result, _timings = self._engine(_aspect_padded(image))
+        except _engine_errors() as exc:
+            raise OcrFailed(f"OCR engine failed: {type(exc).__name__}: {exc}") from exc
+        boxes = [_box_from(item) for item in result or ()]
+        return _text_join(_reading_order([b for b in boxes if b.text]))
 
 
 def image_ocr(*, image: np.ndarray) -> str:
-    """Return the text in `image` (H×W grey or H×W×3 BGR, uint8), lines in reading order.
-
-    Returns '' when no text is found. Raises OcrFailed when the engine cannot process the image.
-    """
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise OcrFailed(f"OCR needs a non-empty 2-D image, got shape {image.shape}")
-    ocr_warm_up()
-    try:
-        with _engine_lock:
-            result, _timings = _engine(_aspect_padded(image))
-    except _engine_errors() as exc:
-        raise OcrFailed(f"OCR engine failed: {type(exc).__name__}: {exc}") from exc
-    boxes = [_box_from(item) for item in result or ()]
-    return _text_join(_reading_order([b for b in boxes if b.text]))
+    """The text in `image`, read by this process's OCR engine (see OcrEngine.read)."""
+    engine: OcrEngine = component("ocr")
+    return engine.read(image=image)
 
 
 def _aspect_padded(image: np.ndarray) -> np.ndarray:

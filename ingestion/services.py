@@ -7,21 +7,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from ingestion.chunking import chunks_split
-from ingestion.exceptions import PdfRejected
-from ingestion.models import Chunk, Collection, Document
-from ingestion.pdf import ParsedPdf, pdf_parse
+from ingestion.cards import CARD_CHUNKS, card_text
+from ingestion.chunking import ChunkDraft, chunks_split
+from ingestion.embedding import Embedder, embedder_get
+from ingestion.exceptions import DocumentRejected
+from ingestion.models import Chunk, Collection, Document, vector_bytes
+from ingestion.parsers import ParsedDocument, media_type_sniff, parser_for
+from ingestion.signals import chunks_replaced, documents_removed
 from ragsite.logs import log_event
-from retrieval.embedding import embedder_get
-from retrieval.services import index_sync
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,36 @@ _EMBED_END = 0.95
 # A file that kills the worker (e.g. a native crash in the PDF library) is redelivered after each death;
 # after this many starts that never finished it is failed instead of taking workers down forever.
 MAX_INGEST_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """A document's ingestion state, as the upload page and the API show it."""
+
+    id: int
+    name: str
+    collection_id: int
+    collection: str  # the slug
+    status: str
+    progress: float
+    stage: str
+    page_count: int | None
+    size: int
+    error: str
+    error_code: str
+    warnings: list[str]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def document_state(document: Document) -> DocumentState:
+    return DocumentState(
+        id=document.id, name=document.original_name, collection_id=document.collection_id,
+        collection=document.collection.slug, status=document.status, progress=round(document.progress, 3),
+        stage=document.stage, page_count=document.page_count, size=document.size, error=document.error,
+        error_code=document.error_code, warnings=list(document.warnings or []), created_at=document.created_at,
+        finished_at=document.finished_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,12 +78,6 @@ def _enqueue_ingest(document_id: int) -> None:
     from ingestion.tasks import ingest_document
 
     transaction.on_commit(lambda: ingest_document.delay(document_id))
-
-
-def _enqueue_index_sync(collection_id: int) -> None:
-    from ingestion.tasks import sync_collection_index
-
-    transaction.on_commit(lambda: sync_collection_index.delay(collection_id))
 
 
 def _sha256(upload: UploadedFile) -> str:
@@ -148,111 +176,144 @@ def document_fail(*, document_id: int, code: str, message: str) -> None:
     log_event(logger, "document_failed", level=logging.WARNING, document=document_id, code=code)
 
 
-def _parse(document: Document, progress: _Progress) -> ParsedPdf:
-    progress.set(0.0, "reading pages", force=True)
-    return pdf_parse(
-        path=Path(document.file.path),
-        ocr=settings.PDF_OCR,
-        max_pages=settings.MAX_PDF_PAGES,
-        progress=progress.scaled(0.0, _PARSE_END, "reading pages"),
-    )
-
-
-def document_ingest(*, document_id: int) -> Document:
-    """Parse, chunk, embed and index one document. Safe to run again: it replaces the document's chunks."""
-    t0 = time.perf_counter()
+def _document_claim(document_id: int) -> Document | None:
+    """Mark the document PROCESSING and count the attempt; None when it is finished or must not be tried."""
     document = Document.objects.select_related("collection").get(id=document_id)
     if document.status == Document.Status.READY:
-        return document
+        return None
     if document.status == Document.Status.PROCESSING and document.attempts >= MAX_INGEST_ATTEMPTS:
         document_fail(
             document_id=document_id, code="crashed",
-            message=f"Processing stopped abruptly {document.attempts} times (the file may crash the PDF reader): "
-            "re-export the PDF and upload it again",
+            message=f"Processing stopped abruptly {document.attempts} times (the file may crash the parser): "
+            "re-export the file and upload it again",
         )
-        return Document.objects.get(id=document_id)
+        return None
     if not document.file or not document.file.storage.exists(document.file.name):
         document_fail(document_id=document_id, code="missing_file", message="The stored file is missing: upload it again")
-        return Document.objects.get(id=document_id)
+        return None
     Document.objects.filter(id=document_id).update(
         status=Document.Status.PROCESSING, started_at=timezone.now(), error="", error_code="", attempts=document.attempts + 1
     )
-    progress = _Progress(document_id)
-    try:
-        parsed = _parse(document, progress)
-    except PdfRejected as exc:
-        document_fail(document_id=document_id, code=exc.code, message=str(exc))
-        return Document.objects.get(id=document_id)
-    embedder = embedder_get()
+    return document
+
+
+def _parse(document: Document, progress: _Progress) -> ParsedDocument:
+    """The file's units of text, by the parser of its sniffed media type."""
+    progress.set(0.0, "reading pages", force=True)
+    path = Path(document.file.path)
+    parser = parser_for(media_type=media_type_sniff(path=path))
+    return parser.parse(path=path, progress=progress.scaled(0.0, _PARSE_END, "reading pages"))
+
+
+def _chunks_draft(parsed: ParsedDocument, embedder: Embedder, progress: _Progress) -> list[ChunkDraft]:
     progress.set(_PARSE_END, "splitting into chunks", force=True)
-    drafts = chunks_split(
-        pages=[(p.number, p.text) for p in parsed.pages],
+    return chunks_split(
+        pages=[(unit.number, unit.text) for unit in parsed.units],
         count_tokens=embedder.token_count,
         chunk_tokens=settings.CHUNK_TOKENS,
         overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
     )
-    if not drafts:
-        message = f"No text could be read from any of its {parsed.page_count} pages"
-        message += " (they may be images OCR could not read): upload a PDF with a text layer" if settings.PDF_OCR else (
-            ": it may be scanned; enable OCR (RAG_PDF_OCR=1) or upload a PDF with a text layer"
-        )
-        Document.objects.filter(id=document_id).update(page_count=parsed.page_count, warnings=list(parsed.warnings))
-        document_fail(document_id=document_id, code="no_text", message=message)
-        return Document.objects.get(id=document_id)
-    t_embed = time.perf_counter()
-    vectors = embedder.embed(
-        [d.text for d in drafts],
-        batch_size=settings.EMBED_BATCH_SIZE,
-        progress=progress.scaled(_PARSE_END, _EMBED_END, "embedding"),
+
+
+def _no_text_fail(document_id: int, parsed: ParsedDocument) -> None:
+    message = f"No text could be read from any of its {parsed.page_count} pages"
+    message += " (they may be images OCR could not read): upload a file with a text layer" if settings.PDF_OCR else (
+        ": it may be scanned; enable OCR (RAG_PDF_OCR=1) or upload a PDF with a text layer"
     )
-    embed_s = time.perf_counter() - t_embed
-    progress.set(_EMBED_END, "saving", force=True)
+    Document.objects.filter(id=document_id).update(page_count=parsed.page_count, warnings=list(parsed.warnings))
+    document_fail(document_id=document_id, code="no_text", message=message)
+
+
+def _chunks_save(
+    document: Document, parsed: ParsedDocument, drafts: list[ChunkDraft], vectors: np.ndarray, card: np.ndarray, embedder: str
+) -> None:
+    """Replace the document's chunks and card in one transaction: a reader sees the old set or the new one."""
     with transaction.atomic():
-        Chunk.objects.filter(document_id=document_id).delete()
+        Chunk.objects.filter(document_id=document.id).delete()
         Chunk.objects.bulk_create(
             [
                 Chunk(
-                    document_id=document_id, ordinal=d.ordinal, text=d.text, page_start=d.page_start,
-                    page_end=d.page_end, token_count=d.token_count, embedding=vectors[i].astype("<f4").tobytes(),
+                    document_id=document.id, ordinal=d.ordinal, text=d.text, page_start=d.page_start,
+                    page_end=d.page_end, token_count=d.token_count, embedding=vector_bytes(vectors[i]),
                 )
                 for i, d in enumerate(drafts)
             ],
             batch_size=500,
         )
-        # New chunks, new card: index_sync embeds it from them.
-        Document.objects.filter(id=document_id).update(
-            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder.name, card_embedding=None
+        Document.objects.filter(id=document.id).update(
+            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder, card_embedding=vector_bytes(card)
         )
-    progress.set(0.97, "indexing", force=True)
-    index_sync(collection_id=document.collection_id)
-    Document.objects.filter(id=document_id).update(
-        status=Document.Status.READY, progress=1.0, stage="", finished_at=timezone.now()
+
+
+def document_ingest(*, document_id: int) -> Document:
+    """Parse, chunk, embed and index one document. Safe to run again: it replaces the document's chunks."""
+    t0 = time.perf_counter()
+    document = _document_claim(document_id)
+    if document is None:
+        return Document.objects.get(id=document_id)
+    progress = _Progress(document_id)
+    try:
+        parsed = _parse(document, progress)
+    except DocumentRejected as exc:
+        document_fail(document_id=document_id, code=exc.code, message=str(exc))
+        return Document.objects.get(id=document_id)
+    embedder = embedder_get()
+    drafts = _chunks_draft(parsed, embedder, progress)
+    if not drafts:
+        _no_text_fail(document_id, parsed)
+        return Document.objects.get(id=document_id)
+    t_embed = time.perf_counter()
+    vectors = embedder.embed(
+        [d.text for d in drafts], batch_size=settings.EMBED_BATCH_SIZE, progress=progress.scaled(_PARSE_END, _EMBED_END, "embedding")
     )
+    card = embedder.embed([card_text(name=document.original_name, texts=[d.text for d in drafts[:CARD_CHUNKS]])])[0]
+    embed_s = time.perf_counter() - t_embed
+    progress.set(_EMBED_END, "saving", force=True)
+    _chunks_save(document, parsed, drafts, vectors, card, embedder.name)
+    progress.set(0.97, "indexing", force=True)
+    chunks_replaced.send(sender=Document, collection_id=document.collection_id, document_id=document_id)
+    Document.objects.filter(id=document_id).update(status=Document.Status.READY, progress=1.0, stage="", finished_at=timezone.now())
     log_event(
         logger, "document_ingested", document=document_id, collection=document.collection_id,
-        pages=parsed.page_count, chunks=len(drafts), ocr_pages=sum(p.ocr for p in parsed.pages),
+        pages=parsed.page_count, chunks=len(drafts), ocr_pages=sum(u.ocr for u in parsed.units),
         warnings=len(parsed.warnings), embed_s=round(embed_s, 2), total_s=round(time.perf_counter() - t0, 2),
     )
     return Document.objects.get(id=document_id)
 
 
+def documents_cards_fill(*, collection_id: int | None = None) -> int:
+    """Embed the cards of documents that have chunks and no card (ingested before cards existed)."""
+    pending = Document.objects.filter(card_embedding__isnull=True, chunks__isnull=False).distinct()
+    if collection_id is not None:
+        pending = pending.filter(collection_id=collection_id)
+    embedder = embedder_get()
+    filled = 0
+    for doc_id, name in pending.values_list("id", "original_name"):
+        texts = Chunk.objects.filter(document_id=doc_id).order_by("ordinal").values_list("text", flat=True)[:CARD_CHUNKS]
+        card = embedder.embed([card_text(name=name, texts=texts)])[0]
+        filled += Document.objects.filter(id=doc_id).update(card_embedding=vector_bytes(card))
+    if filled:
+        log_event(logger, "document_cards_filled", count=filled)
+    return filled
+
+
 def document_delete(*, document: Document) -> None:
     """Remove the document, its chunks and its file; its vectors leave the index right after."""
-    collection_id = document.collection_id
+    collection_id, document_id = document.collection_id, document.id
     with transaction.atomic():
         stored = document.file.name if document.file else ""
         storage = document.file.storage
         document.delete()
-        _enqueue_index_sync(collection_id)
+        transaction.on_commit(lambda: documents_removed.send(sender=Document, collection_id=collection_id))
         if stored:
             transaction.on_commit(lambda: storage.delete(stored))
-    log_event(logger, "document_deleted", document=document.id, collection=collection_id)
+    log_event(logger, "document_deleted", document=document_id, collection=collection_id)
 
 
 def document_reindex(*, document: Document) -> Document:
     """Queue the document to be parsed and embedded again (e.g. after a parser or model upgrade)."""
     if not document.file:
-        raise PdfRejected("This document's file was never stored (it was refused at upload): upload it again", code="missing_file")
+        raise DocumentRejected("This document's file was never stored (it was refused at upload): upload it again", code="missing_file")
     with transaction.atomic():
         Document.objects.filter(id=document.id).update(
             status=Document.Status.QUEUED, progress=0.0, stage="", error="", error_code="", finished_at=None,
@@ -276,15 +337,15 @@ def documents_reembed_stale(*, embedder_name: str) -> list[int]:
     return ids
 
 
-def collection_index_sync(*, collection_id: int) -> None:
-    index_sync(collection_id=collection_id)
+def collections_readable(*, user: User | AnonymousUser) -> QuerySet[Collection]:
+    """The collections the user may read now: staff every one, other signed-in users those they are members of.
+    Every path that shows a collection's passages, files or answers filters by this, at each request."""
+    if not user.is_authenticated:
+        return Collection.objects.none()
+    if user.is_staff:
+        return Collection.objects.all()
+    return Collection.objects.filter(members=user)
 
 
 def collections_visible(*, user: User | AnonymousUser) -> list[Collection]:
-    """Staff see every collection; other signed-in users only those they are members of."""
-    if not user.is_authenticated:
-        return []
-    qs = Collection.objects.all()
-    if not getattr(user, "is_staff", False):
-        qs = qs.filter(members=user)
-    return list(qs)
+    return list(collections_readable(user=user))

@@ -7,11 +7,10 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from ingestion import services
-from ragsite.logs import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +53,3 @@ def ingest_document(self, document_id: int) -> None:  # type: ignore[no-untyped-
             document_id=document_id, code="internal",
             message=f"Ingestion failed unexpectedly ({type(exc).__name__}); the error is logged: re-index to retry",
         )
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(*TRANSIENT, DatabaseError),
-    retry_backoff=2,
-    max_retries=8,
-    soft_time_limit=settings.INGEST_SOFT_TIME_LIMIT,
-    time_limit=settings.INGEST_TIME_LIMIT,
-)
-def sync_collection_index(collection_id: int) -> None:
-    services.collection_index_sync(collection_id=collection_id)
-    log_event(logger, "index_sync_task_done", collection=collection_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -47,24 +49,6 @@ class CollectionForm(forms.ModelForm):
     class Meta:
         model = Collection
         fields = ["name", "description"]
-
-
-def document_json(document: Document) -> dict[str, object]:
-    return {
-        "id": document.id,
-        "name": document.original_name,
-        "collection": document.collection_id,
-        "status": document.status,
-        "progress": round(document.progress, 3),
-        "stage": document.stage,
-        "page_count": document.page_count,
-        "size": document.size,
-        "error": document.error,
-        "error_code": document.error_code,
-        "warnings": document.warnings,
-        "created_at": document.created_at.isoformat(),
-        "finished_at": document.finished_at.isoformat() if document.finished_at else None,
-    }
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:
@@ -133,7 +117,7 @@ def documents_status(request: HttpRequest) -> JsonResponse:
     maintenance.stalled_check_maybe()  # cheap: at most once a minute per process
     collection = _selected_collection(request)
     documents = collection.documents.all() if collection else Document.objects.none()
-    return JsonResponse({"documents": [document_json(d) for d in documents]})
+    return JsonResponse({"documents": [asdict(services.document_state(d)) for d in documents.select_related("collection")]})
 
 
 @staff_member_required

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from llm.exceptions import ContextOverflow
 from llm.generators.base import ChatMessage, Generator
+from llm.lexicon import FUNCTION_WORDS
 from ragsite.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,12 @@ def _control_neutralize(text: str) -> str:
     return _CONTROL.sub(lambda match: match.group(0).translate(_CONTROL_SWAP), text)
 
 
+def _token_cost(generator: Generator) -> Callable[[str], int]:
+    """The cost of a text inside a message: the message's count minus an empty message's count."""
+    overhead = generator.count_tokens([ChatMessage(role="user", content="")])
+    return lambda text: generator.count_tokens([ChatMessage(role="user", content=text)]) - overhead
+
+
 def prompt_build(
     *,
     question: str,
@@ -113,20 +120,12 @@ def prompt_build(
     # the conversation under the template's rules.
     question = _control_neutralize(question.strip())
     budget = generator.context_window - max_new_tokens - ANSWER_MARGIN_TOKENS
-    # The cost of a text inside a message: the message's count minus an empty message's count.
-    overhead = generator.count_tokens([ChatMessage(role="user", content="")])
-
-    def cost(text: str) -> int:
-        return generator.count_tokens([ChatMessage(role="user", content=text)]) - overhead
-
+    cost = _token_cost(generator)
     turns = _history_fit(history=history, cost=cost, limit=int(max(budget, 0) * HISTORY_SHARE))
 
     def compose(blocks: Sequence[str]) -> tuple[ChatMessage, ...]:
-        return (
-            ChatMessage(role="system", content=system),
-            *turns,
-            ChatMessage(role="user", content=_user_content(question, blocks, bool(passages))),
-        )
+        content = _user_content(question, blocks, bool(passages))
+        return (ChatMessage(role="system", content=system), *turns, ChatMessage(role="user", content=content))
 
     base = generator.count_tokens(compose([]))
     if base > budget:
@@ -135,26 +134,29 @@ def prompt_build(
             f"{generator.context_window}-token window and the answer needs {max_new_tokens}: ask a "
             "shorter question or lower the answer length."
         )
-    ranked = list(passages)
-    kept, blocks = _passages_pack(ranked=ranked, room=budget - base, cost=cost)
+    kept, blocks = _passages_pack(ranked=passages, room=budget - base, cost=cost)
+    messages, kept, total = _prompt_fit(compose, kept=kept, blocks=blocks, budget=budget, generator=generator)
+    log_event(
+        logger, "prompt_built", passages_in=len(passages), passages_kept=len(kept),
+        truncated=bool(kept) and kept[0].text != passages[0].text, history_messages=len(turns),
+        prompt_tokens=total, budget_tokens=budget,
+    )
+    return BuiltPrompt(messages=messages, passages=tuple(kept), prompt_tokens=total)
+
+
+def _prompt_fit(
+    compose: Callable[[Sequence[str]], tuple[ChatMessage, ...]],
+    *, kept: list[PromptPassage], blocks: list[str], budget: int, generator: Generator,
+) -> tuple[tuple[ChatMessage, ...], list[PromptPassage], int]:
+    """The assembled prompt, counted once; in the rare case that pieces counted apart merged differently
+    once assembled, the last passages are given back until it fits."""
     messages = compose(blocks)
     total = generator.count_tokens(messages)
     while total > budget and kept:
-        # Rare: pieces counted apart merged differently once assembled. Give back the last passage.
         kept, blocks = kept[:-1], blocks[:-1]
         messages = compose(blocks)
         total = generator.count_tokens(messages)
-    log_event(
-        logger,
-        "prompt_built",
-        passages_in=len(passages),
-        passages_kept=len(kept),
-        truncated=bool(kept) and kept[0].text != ranked[0].text,
-        history_messages=len(turns),
-        prompt_tokens=total,
-        budget_tokens=budget,
-    )
-    return BuiltPrompt(messages=messages, passages=tuple(kept), prompt_tokens=total)
+    return messages, kept, total
 
 
 def _user_content(question: str, blocks: Sequence[str], had_passages: bool) -> str:
@@ -208,7 +210,7 @@ def _passage_truncate(
     return best
 
 
-def _history_pairs(history: Sequence[ChatMessage]) -> list[tuple[ChatMessage, ChatMessage]]:
+def history_pairs(history: Sequence[ChatMessage]) -> list[tuple[ChatMessage, ChatMessage]]:
     """Completed (user, assistant) exchanges; stray or unanswered turns are left out.
 
     Chat templates such as Mistral's require strict user/assistant alternation, and an unanswered
@@ -231,7 +233,7 @@ def _history_fit(
     """The most recent exchanges whose text fits in `limit` tokens (each message counted once)."""
     kept: list[tuple[ChatMessage, ChatMessage]] = []
     used = 0
-    for user, assistant in reversed(_history_pairs(history)):
+    for user, assistant in reversed(history_pairs(history)):
         used += cost(user.content) + cost(assistant.content)
         if used > limit:
             break
@@ -248,14 +250,6 @@ REWRITE_INSTRUCTIONS = (
 )
 _REWRITE_TURNS = 3
 _REWRITE_CLIP_CHARS = 400
-_STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers him his how i if in into is it its itself just me more most my no nor not now
-    of off on once only or other our ours out over own please same she should so some such tell than
-    that the their theirs them then there these they this those through to too under until up very was
-    we were what when where which while who whom why will with would you your yours""".split()
-)
 _WORD = re.compile(r"[\w][\w'-]*", re.UNICODE)
 _REWRITE_PREFIX = re.compile(r"^\s*(?:standalone\s+)?(?:search\s+)?(?:query|question)\s*:\s*", re.I)
 
@@ -263,7 +257,7 @@ _REWRITE_PREFIX = re.compile(r"^\s*(?:standalone\s+)?(?:search\s+)?(?:query|ques
 def standalone_query_build(*, question: str, history: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
     """Messages asking the generator to turn a follow-up question into a standalone search query."""
     lines: list[str] = []
-    for user, assistant in _history_pairs(history)[-_REWRITE_TURNS:]:
+    for user, assistant in history_pairs(history)[-_REWRITE_TURNS:]:
         lines.append(f"User: {_clip(user.content)}")
         lines.append(f"Assistant: {_clip(assistant.content)}")
     conversation = "\n".join(lines) or "(no earlier messages)"
@@ -307,7 +301,7 @@ def standalone_query_select(*, rewrite: str, question: str, history: Sequence[Ch
 
 def _content_words(text: str) -> list[str]:
     words = (word.lower().strip("'-") for word in _WORD.findall(text))
-    return [w for w in words if w not in _STOPWORDS and (len(w) > 2 or any(c.isdigit() for c in w))]
+    return [w for w in words if w not in FUNCTION_WORDS and (len(w) > 2 or any(c.isdigit() for c in w))]
 
 
 def _clip(text: str) -> str:

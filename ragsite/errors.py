@@ -1,34 +1,31 @@
 """The one place where application exceptions become HTTP status codes and a JSON error body.
 
-Each app raises its own exceptions with messages a person can act on; this module decides the status.
+Each app raises its own exceptions with messages a person can act on, and registers their status and
+stable code here from its AppConfig.ready (this module imports no app). A request that fails with a
+registered exception gets that status: JSON for the API and for pages' fetch calls, text otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from ingestion.exceptions import IngestionError, PdfRejected
 from ragsite.logs import log_event
-from retrieval.exceptions import EmbedderUnavailable, IndexUnavailable, RetrievalError
 
 logger = logging.getLogger(__name__)
 
 # (exception type, HTTP status, stable error code). The first matching entry wins: specific ones first.
-ERROR_MAP: list[tuple[type[Exception], int, str]] = [
-    (PdfRejected, 422, "document_rejected"),
-    (IngestionError, 400, "ingestion_error"),
-    (EmbedderUnavailable, 503, "embedder_unavailable"),
-    (IndexUnavailable, 503, "index_unavailable"),
-    (RetrievalError, 500, "retrieval_error"),
-]
+ERROR_MAP: list[tuple[type[Exception], int, str]] = []
 
 
 def register_errors(entries: list[tuple[type[Exception], int, str]]) -> None:
-    """Apps that load later (llm, chat) add their exceptions here, most specific first."""
+    """An app's exceptions, most specific first (called from its AppConfig.ready)."""
     # Ahead of the existing entries, in the order given (inserting each at 0 would reverse them).
     for position, entry in enumerate(e for e in entries if e not in ERROR_MAP):
         ERROR_MAP.insert(position, entry)
@@ -58,8 +55,34 @@ def error_response(exc: Exception) -> JsonResponse | None:
     return response
 
 
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def json_errors(view: V) -> V:
+    """Mark a view that pages call with fetch: its errors are JSON whatever the request's Accept header."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        request.json_errors = True  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    if asyncio.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def wrapped_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            request.json_errors = True  # type: ignore[attr-defined]
+            return await view(request, *args, **kwargs)
+
+        return wrapped_async  # type: ignore[return-value]
+    return wrapped  # type: ignore[return-value]
+
+
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/v1/")) or "application/json" in request.headers.get("Accept", "")
+    return (
+        getattr(request, "json_errors", False)
+        or request.path.startswith(("/api/", "/v1/"))
+        or "application/json" in request.headers.get("Accept", "")
+    )
 
 
 class ErrorMiddleware:

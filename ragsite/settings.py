@@ -5,6 +5,7 @@ Setting DATABASE_URL / REDIS_URL switches to PostgreSQL / Redis. With RAG_PRODUC
 fails at start-up instead of running with a development key.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
-CELERY_TASK_ROUTES = {"ingestion.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {
+    "ingestion.tasks.*": {"queue": "ingest"}, "retrieval.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": "gpu"}
+}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Per-queue limits (seconds): ingestion of a large scanned PDF is long; one answer is not.
@@ -171,7 +174,7 @@ GPU_SOFT_TIME_LIMIT = env.int("RAG_GPU_SOFT_TIME_LIMIT", default=300)
 GPU_TIME_LIMIT = env.int("RAG_GPU_TIME_LIMIT", default=330)
 
 # Embedding and chunking.
-EMBEDDER = env.str("RAG_EMBEDDER", default="retrieval.embedding.SentenceTransformerEmbedder")
+EMBEDDER = env.str("RAG_EMBEDDER", default="ingestion.embedding.SentenceTransformerEmbedder")
 EMBEDDER_MODEL = env.str("RAG_EMBEDDER_MODEL", default="")  # '' = the bundled all-MiniLM-L6-v2
 EMBED_BATCH_SIZE = env.int("RAG_EMBED_BATCH_SIZE", default=32)
 EMBED_THREADS = env.int("RAG_EMBED_THREADS", default=0)  # 0 = torch's default
@@ -201,6 +204,12 @@ SEARCH_DEPTH = env.int("RAG_SEARCH_DEPTH", default=50)
 SEARCH_DOCUMENT_WEIGHT = env.float("RAG_SEARCH_DOCUMENT_WEIGHT", default=0.5)
 
 # Answer generation (see llm/generators). The embedded default runs SmolLM2 on the CPU.
+# RAG_LLM_BACKEND is one of these names or the dotted path of a generator class.
+LLM_BACKENDS = {
+    "transformers": "llm.generators.hf.TransformersGenerator",
+    "llamacpp": "llm.generators.llamacpp.LlamaCppGenerator",
+    "openai": "llm.generators.openai_compat.OpenAICompatGenerator",
+}
 LLM_BACKEND = env.str("RAG_LLM_BACKEND", default="llamacpp")
 LLM_OPTIONS: dict[str, Any] = env.json("RAG_LLM_OPTIONS", default={})
 LLM_MAX_NEW_TOKENS = env.int("RAG_LLM_MAX_NEW_TOKENS", default=384)
@@ -209,11 +218,42 @@ LLM_GUARDRAIL = env.bool("RAG_LLM_GUARDRAIL", default=True)
 ANSWER_TOP_K = env.int("RAG_ANSWER_TOP_K", default=5)
 ANSWER_MIN_SCORE = env.float("RAG_ANSWER_MIN_SCORE", default=0.25)
 ANSWER_REWRITE_WITH_LLM = env.bool("RAG_ANSWER_REWRITE_WITH_LLM", default=True)
+# The gpu worker's pool (scripts/serve.py): the transformers backend batches concurrent questions on the GPU,
+# so its worker takes RAG_GPU_CONCURRENCY of them at once (threads); others answer one at a time (solo).
+GPU_CONCURRENCY = env.int("RAG_GPU_CONCURRENCY", default=32)
+GPU_POOL = env.str("RAG_GPU_POOL", default="threads" if LLM_BACKEND == "transformers" else "solo")
 
-# Grounding scorer (see llm/grounding).
-GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="")
+# Grounding scorer (see llm/grounding): one of these names or the dotted path of a scorer class.
+GROUNDING_SCORERS = {
+    "lexical-embedding": "llm.grounding.scorers.LexicalEmbeddingScorer",
+    "llm-judge": "llm.grounding.judge.LlmJudgeScorer",
+}
+GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="lexical-embedding")
 GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default=None)
 GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
+
+# The pluggable parts, one dotted class path and its options per kind, built once per process by
+# ragsite.components. Adding a backend is one file and one value here.
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "embedder": {
+        "class": EMBEDDER,
+        "options": {"model": EMBEDDER_MODEL, "threads": EMBED_THREADS, "quantize": EMBED_QUANTIZE},
+    },
+    "generator": {"class": LLM_BACKENDS.get(LLM_BACKEND, LLM_BACKEND), "options": LLM_OPTIONS},
+    "scorer": {
+        "class": GROUNDING_SCORERS.get(GROUNDING_SCORER, GROUNDING_SCORER),
+        "options": {"threshold": GROUNDING_THRESHOLD, **GROUNDING_OPTIONS},
+    },
+    "ocr": {"class": env.str("RAG_OCR_ENGINE", default="ingestion.ocr.RapidOcrEngine"), "options": {}},
+}
+# One parser per file type (ingestion/parsers), picked by the media type sniffed from a file's bytes.
+PARSERS: list[dict[str, Any]] = [
+    {"class": "ingestion.parsers.pdf.PdfParser", "options": {"ocr": PDF_OCR, "max_pages": MAX_PDF_PAGES}},
+]
+
+# Models ship inside packages or sit in local folders: no library may reach for a model hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1" if env.bool("RAG_HF_OFFLINE", default=True) else "0")
+
 # Prometheus scrapes /metrics with this bearer token (staff sessions may read it too); '' = staff only.
 METRICS_TOKEN = env.str("RAG_METRICS_TOKEN", default="")
 

@@ -19,22 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from llm.lexicon import FUNCTION_WORDS
 from retrieval.exceptions import IndexUnavailable
 from retrieval.files import atomic_write
 
 K1, B = 1.2, 0.75
 _TOKEN = re.compile(r"[a-z0-9]+")
-# Words so common in any English text that they only add work: their postings are the longest.
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can did do does for from had has have how if in into is it its "
-    "of on or s such that the their there these they this those to was were what when where which while "
-    "who why will with".split()
-)
-
-
 def tokens(text: str) -> list[str]:
     """Lower-cased alphanumeric runs minus stopwords ("Apple's Q2 2023 10-Q" → apple q2 2023 10 q)."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+    return [t for t in _TOKEN.findall(text.lower()) if t not in FUNCTION_WORDS]
 
 
 def _csr_counts(docs: list[list[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,18 +17,17 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from ingestion.embedding import embedder_get
 from ingestion.models import Chunk, Document
+from ragsite.components import shared
 from ragsite.logs import log_event
 from retrieval import faiss_store, lexical
-from retrieval.cards import card_text
-from retrieval.embedding import embedder_get
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
 
 logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 5000
-_CARD_CHUNKS = 8  # the first chunks hold a card's opening words
 _RRF_K = 60  # the constant of Cormack et al.; ranks past it weigh little
 
 
@@ -136,26 +135,47 @@ def _lexical_next(previous: lexical.LexicalIndex | None, *, db_ids: set[int], go
     return lexical.lexical_update(previous, remove_ids=gone, add_ids=ids, add_texts=texts)
 
 
-def _cards_fill(collection_id: int) -> int:
-    """Embed the cards of the collection's documents that have chunks and no card yet (new or re-ingested)."""
-    pending = list(
-        Document.objects.filter(collection_id=collection_id, card_embedding__isnull=True, chunks__isnull=False)
-        .distinct()
-        .values_list("id", "original_name")
-    )
-    if not pending:
-        return 0
-    texts = [
-        card_text(
-            name=name,
-            texts=Chunk.objects.filter(document_id=doc_id).order_by("ordinal").values_list("text", flat=True)[:_CARD_CHUNKS],
-        )
-        for doc_id, name in pending
-    ]
-    vectors = embedder_get().embed(texts)
-    for (doc_id, _), vector in zip(pending, vectors, strict=True):
-        Document.objects.filter(id=doc_id).update(card_embedding=vector.astype("<f4").tobytes())
-    return len(pending)
+@dataclass
+class _Update:
+    """The indexes of the next version, and what changed to make them."""
+
+    index: Any
+    bm25: lexical.LexicalIndex | None
+    added: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+
+
+def _update_in_place(index: Any, bm25: lexical.LexicalIndex | None, db_ids: set[int]) -> _Update | None:
+    """The held indexes brought up to the database's chunks; None when the FAISS index cannot remove ids."""
+    have = set(faiss_store.index_ids(index).tolist())
+    gone = np.fromiter(have - db_ids, dtype=np.int64)
+    if not faiss_store.index_remove(index, ids=gone):
+        return None
+    new_ids, vectors = _vectors_for(sorted(db_ids - have))
+    faiss_store.index_add(index, ids=new_ids, vectors=vectors)
+    if bm25 is None or len(new_ids) or len(gone):
+        bm25 = _lexical_next(bm25, db_ids=db_ids, gone=gone, added=new_ids)
+    return _Update(index, bm25, added=len(new_ids), removed=len(gone))
+
+
+def _update_rebuilt(db_ids: set[int], dimension: int, factory: str) -> _Update:
+    index = _rebuild(db_ids=db_ids, dimension=dimension, factory=factory)
+    empty = np.zeros(0, dtype=np.int64)
+    return _Update(index, _lexical_next(None, db_ids=db_ids, gone=empty, added=empty), added=int(index.ntotal), rebuilt=True)
+
+
+def _publish(state: IndexState, update: _Update, *, dimension: int, factory: str) -> int:
+    """Write the next version's files (atomically) and point the state row at them."""
+    version = state.version + 1
+    root = settings.INDEX_DIR
+    faiss_store.index_save(update.index, path=faiss_store.index_path(root=root, collection_id=state.collection_id, version=version))
+    assert update.bm25 is not None
+    lexical.lexical_save(update.bm25, path=lexical.lexical_path(root=root, collection_id=state.collection_id, version=version))
+    state.version, state.vector_count, state.dimension = version, int(update.index.ntotal), dimension
+    state.factory = factory
+    state.save()
+    return version
 
 
 def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
@@ -164,42 +184,24 @@ def index_sync(*, collection_id: int, rebuild: bool = False) -> IndexSyncResult:
     IndexState.objects.get_or_create(collection_id=collection_id)
     with transaction.atomic():
         state = IndexState.objects.select_for_update().get(collection_id=collection_id)
-        _cards_fill(collection_id)
         db_ids = set(Chunk.objects.filter(document__collection_id=collection_id).values_list("id", flat=True))
         factory = _factory(vectors=len(db_ids), current=state.factory)
+        dimension = state.dimension or _dimension()
         # A new factory (the setting changed, or the collection outgrew its inverted lists) means a rebuild.
         index = None if rebuild or factory != state.factory else _held_file(state, kind="index")
-        bm25 = None if index is None else _held_file(state, kind="lexical")
-        dimension = state.dimension or _dimension()
-        added = removed = 0
-        rebuilt = index is None
-        gone = new_ids = np.zeros(0, dtype=np.int64)
+        update = None
         if index is not None:
-            have = set(faiss_store.index_ids(index).tolist())
-            gone = np.fromiter(have - db_ids, dtype=np.int64)
-            if not faiss_store.index_remove(index, ids=gone):
-                index, rebuilt = None, True
-            else:
-                new_ids, vectors = _vectors_for(sorted(db_ids - have))
-                faiss_store.index_add(index, ids=new_ids, vectors=vectors)
-                added, removed = len(new_ids), len(gone)
-                if not added and not removed and bm25 is not None:
-                    return IndexSyncResult(collection_id, state.version, 0, 0, int(index.ntotal), False)
-        if index is None:
-            index, bm25 = _rebuild(db_ids=db_ids, dimension=dimension, factory=factory), None
-            added = int(index.ntotal)
-        bm25 = _lexical_next(bm25, db_ids=db_ids, gone=gone, added=new_ids)
-        version = state.version + 1
-        faiss_store.index_save(index, path=faiss_store.index_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
-        lexical.lexical_save(bm25, path=lexical.lexical_path(root=settings.INDEX_DIR, collection_id=collection_id, version=version))
-        state.version, state.vector_count, state.dimension = version, int(index.ntotal), dimension
-        state.factory = factory
-        state.save()
+            bm25 = _held_file(state, kind="lexical")
+            update = _update_in_place(index, bm25, db_ids)
+            if update is not None and not update.added and not update.removed and bm25 is not None:
+                return IndexSyncResult(collection_id, state.version, 0, 0, int(index.ntotal), False)
+        update = update or _update_rebuilt(db_ids, dimension, factory)
+        version = _publish(state, update, dimension=dimension, factory=factory)
     faiss_store.index_prune(root=settings.INDEX_DIR, collection_id=collection_id, keep_from_version=version - 1)
-    result = IndexSyncResult(collection_id, version, added, removed, int(index.ntotal), rebuilt)
+    result = IndexSyncResult(collection_id, version, update.added, update.removed, int(update.index.ntotal), update.rebuilt)
     log_event(
-        logger, "index_synced", collection=collection_id, version=version, added=added, removed=removed,
-        total=result.total, rebuilt=rebuilt, factory=factory, ms=round((time.perf_counter() - t0) * 1000, 1),
+        logger, "index_synced", collection=collection_id, version=version, added=update.added, removed=update.removed,
+        total=result.total, rebuilt=update.rebuilt, factory=factory, ms=round((time.perf_counter() - t0) * 1000, 1),
     )
     return result
 
@@ -211,8 +213,9 @@ class _Held:
     bm25: lexical.LexicalIndex | None  # None when hybrid search is off
 
 
-class _ReaderCache:
-    """Per-process copies of indexes, each tagged with the version it was loaded from."""
+class IndexReaders:
+    """Per-process copies of indexes, each tagged with the version it was loaded from (one per process:
+    `ragsite.components.shared`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -246,17 +249,6 @@ class _ReaderCache:
         bm25 = lexical.lexical_load(path=lexical.lexical_path(root=root, collection_id=collection_id, version=version)) if hybrid else None
         return _Held(version, index, bm25)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._held.clear()
-
-
-_readers = _ReaderCache()
-
-
-def index_cache_clear() -> None:
-    _readers.clear()
-
 
 def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
     """Reciprocal rank fusion: ids ordered by the sum over rankings of 1 / (constant + rank), best first."""
@@ -281,20 +273,8 @@ def _card_similarity(document_ids: set[int], query: np.ndarray) -> dict[int, flo
     return {doc.id: float(vector @ query) for doc in cards if (vector := doc.card_vector()) is not None}
 
 
-def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
-    """The k passages of READY documents that best match the query, best first.
-
-    The vector ranking orders chunks by their cosine similarity to the query plus, weighted by
-    settings.SEARCH_DOCUMENT_WEIGHT, the query's similarity to their document's card (retrieval.cards),
-    over the top settings.SEARCH_DEPTH chunks. Hybrid (settings.SEARCH_HYBRID): that ranking and BM25's
-    are fused by reciprocal rank. A passage's score is always its own cosine similarity to the query, so
-    thresholds on it mean the same in every mode.
-    """
-    t0 = time.perf_counter()
-    held = _readers.get(collection_id)
-    if held is None or held.index.ntotal == 0 or not query.strip():
-        return []
-    vector = embedder_get().embed([query])
+def _ranking(held: _Held, vector: np.ndarray, query: str, k: int) -> tuple[list[int], dict[int, float]]:
+    """Chunk ids of READY documents, best first, and the cosine similarity of those the vector search found."""
     bm25 = held.bm25 if settings.SEARCH_HYBRID else None  # the cache may hold one loaded before a switch-off
     weight = settings.SEARCH_DOCUMENT_WEIGHT
     # A few extra even unweighted: chunks of a document being deleted or re-indexed are filtered out.
@@ -310,14 +290,18 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
         ranking.sort(key=lambda cid: -boosted[cid])
     if bm25 is not None:
         ranking = rrf_fuse([ranking, [cid for cid in lexical_ids if cid in owner]])
-    top = ranking[:k]
+    return ranking, cosine
+
+
+def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray) -> list[Passage]:
+    """The passages of the chunk ids, in that order (a chunk deleted since it was ranked drops out)."""
     rows = {
         c.id: c
         for c in Chunk.objects.filter(id__in=top)
         .select_related("document")
         .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
     }
-    passages = [
+    return [
         Passage(
             chunk_id=cid,
             document_id=rows[cid].document.id,
@@ -328,10 +312,28 @@ def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
             score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
         )
         for cid in top
-        if cid in rows  # deleted between the two reads
+        if cid in rows
     ]
+
+
+def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
+    """The k passages of READY documents that best match the query, best first.
+
+    The vector ranking orders chunks by their cosine similarity to the query plus, weighted by
+    settings.SEARCH_DOCUMENT_WEIGHT, the query's similarity to their document's card (ingestion.cards),
+    over the top settings.SEARCH_DEPTH chunks. Hybrid (settings.SEARCH_HYBRID): that ranking and BM25's
+    are fused by reciprocal rank. A passage's score is always its own cosine similarity to the query, so
+    thresholds on it mean the same in every mode.
+    """
+    t0 = time.perf_counter()
+    held = shared(IndexReaders).get(collection_id)
+    if held is None or held.index.ntotal == 0 or not query.strip():
+        return []
+    vector = embedder_get().embed([query])
+    ranking, cosine = _ranking(held, vector, query, k)
+    passages = _passages_read(ranking[:k], cosine, vector)
     log_event(
-        logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=bm25 is not None, depth=depth,
+        logger, "search", collection=collection_id, k=k, hits=len(passages), hybrid=settings.SEARCH_HYBRID,
         ms=round((time.perf_counter() - t0) * 1000, 2),
     )
     return passages

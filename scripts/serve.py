@@ -2,8 +2,9 @@
 
 - `ingest` worker: parses, chunks and embeds uploaded PDFs.
 - `gpu` worker: one process that loads the generator once and answers questions. On the embedded default
-  it runs SmolLM2 on the CPU (solo pool); with RAG_LLM_BACKEND=transformers it needs a GPU and answers up
-  to RAG_GPU_CONCURRENCY questions at once (threads pool, batched on the GPU).
+  it runs on the CPU (solo pool); with RAG_LLM_BACKEND=transformers it needs a GPU and answers up to
+  RAG_GPU_CONCURRENCY questions at once (threads pool, batched on the GPU). The pool comes from the
+  settings (GPU_POOL, GPU_CONCURRENCY), read like every other setting, from the environment or `.env`.
 
 If one process dies, the others are stopped too, so the service never runs half up. Ctrl-C stops all.
 """
@@ -20,13 +21,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
 
 
 def gpu_pool() -> list[str]:
-    """llama.cpp answers one question at a time: one solo process. The transformers backend batches
-    concurrent questions on the GPU, so its worker takes RAG_GPU_CONCURRENCY of them at once (threads)."""
-    if os.environ.get("RAG_LLM_BACKEND", "llamacpp") == "transformers":
-        return ["-P", "threads", "-c", os.environ.get("RAG_GPU_CONCURRENCY", "32")]
+    """One question at a time (solo) or many (threads, batched on the GPU by the transformers backend)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
+    from django.conf import settings
+
+    if settings.GPU_POOL == "threads":
+        return ["-P", "threads", "-c", str(settings.GPU_CONCURRENCY)]
     return ["-P", "solo"]
 
 

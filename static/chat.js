@@ -1,46 +1,76 @@
-// Chat: ask, then watch the answer stream in over server-sent events.
+// Chat: every answer card is drawn here from the server's payload (chat.views.answer_payload), whether it
+// came with the page or streamed in over server-sent events after asking.
 // Streamed tokens are shown as text (textContent); the final answer is HTML the server has escaped and sanitized.
 (function () {
   "use strict";
-  const form = document.getElementById("ask-form");
   const answers = document.getElementById("answers");
   const template = document.getElementById("answer-template");
-  if (!form) { return; }
+  const form = document.getElementById("ask-form");
+  if (!answers || !template) { return; }
 
-  function citationItem(p, answerId) {
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function citationItem(p) {
     const li = document.createElement("li");
     if (p.cited) { li.className = "cited"; }
     const a = document.createElement("a");
-    a.href = "/passages/" + p.chunk_id + "/?answer=" + answerId;
+    a.href = p.url;
     a.dataset.n = String(p.n);
-    const pages = p.page_end !== p.page_start ? p.page_start + "-" + p.page_end : String(p.page_start);
-    a.textContent = "[" + p.n + "] " + p.document_name + ", p. " + pages;
+    a.textContent = "[" + p.n + "] " + p.document_name + ", " + p.pages;
     li.appendChild(a);
     return li;
   }
 
-  function showGrounding(article, g) {
+  function showGrounding(article, payload) {
     const badge = article.querySelector(".grounding");
-    if (!g) { return; }
-    badge.className = "grounding " + (g.flagged ? "flagged" : "grounded");
-    badge.textContent = (g.flagged ? "Possibly unsupported" : "Grounded") + " · " + g.score;
-    badge.title = "Grounding score " + g.score + " (threshold " + g.threshold + ")";
+    const g = payload.grounding;
+    if (g) {
+      badge.className = "grounding " + (g.flagged ? "flagged" : "grounded");
+      badge.textContent = (g.flagged ? "Possibly unsupported" : "Grounded") + " · " + g.score;
+      badge.title = "Grounding score " + g.score + " (threshold " + g.threshold + ")";
+    } else if (payload.grounding_status === "failed") {
+      badge.className = "grounding unavailable";
+      badge.textContent = "Grounding unavailable";
+    } else if (payload.status !== "done" || !payload.html) {
+      badge.textContent = "";
+    }
   }
 
   function render(article, payload) {
+    article.dataset.answer = String(payload.id);
     article.dataset.status = payload.status;
-    const body = article.querySelector(".answer-body");
-    body.innerHTML = payload.html;  // server-rendered: HTML-escaped Markdown, sanitized
-    article.querySelector(".answer").classList.remove("streaming");
+    article.querySelector(".question").textContent = payload.question;
+    const answer = article.querySelector(".answer");
+    answer.classList.remove("streaming");
+    answer.querySelector(".answer-body").innerHTML = payload.html;  // server-rendered: escaped Markdown, sanitized
+    const old = answer.querySelector("p.error");
+    if (old) { old.remove(); }
     if (payload.error) {
       const p = document.createElement("p");
       p.className = "error";
       p.textContent = payload.error;
-      article.querySelector(".answer").appendChild(p);
+      answer.appendChild(p);
     }
-    const list = article.querySelector(".citations");
-    list.replaceChildren(...payload.sources.map(function (p) { return citationItem(p, payload.id); }));
-    if (payload.grounding) { showGrounding(article, payload.grounding); }
+    article.querySelector(".citations").replaceChildren(...payload.sources.map(citationItem));
+    article.querySelectorAll("button.thumb").forEach(function (b) {
+      b.classList.toggle("chosen", b.dataset.value === payload.feedback);
+    });
+    showGrounding(article, payload);
+  }
+
+  function card(payload) {
+    const article = template.content.firstElementChild.cloneNode(true);
+    answers.appendChild(article);
+    if (payload.status === "pending" || payload.status === "streaming") {
+      article.dataset.answer = String(payload.id);
+      article.querySelector(".question").textContent = payload.question;
+    } else {
+      render(article, payload);
+    }
+    return article;
   }
 
   function stream(article, url) {
@@ -50,14 +80,21 @@
     source.addEventListener("done", function (e) {
       const payload = JSON.parse(e.data);
       render(article, payload);
-      if (payload.status !== "done") { article.querySelector(".grounding").textContent = ""; source.close(); }
+      if (payload.status !== "done" || !payload.html) { source.close(); }
     });
     source.addEventListener("grounding", function (e) { render(article, JSON.parse(e.data)); source.close(); });
     source.addEventListener("error", function (e) {
-      if (e.data) { article.querySelector(".answer-body").textContent = JSON.parse(e.data).message; }
+      if (e.data) { body.textContent = JSON.parse(e.data).message; }
       source.close();
     });
   }
+
+  JSON.parse(document.getElementById("answers-data").textContent).forEach(function (payload) {
+    const article = card(payload);
+    if (payload.status === "pending" || payload.status === "streaming") {
+      stream(article, "/answers/" + payload.id + "/stream/");
+    }
+  });
 
   // Thumbs up/down: stored beside the answer's grounding score.
   answers.addEventListener("click", async function (event) {
@@ -66,13 +103,31 @@
     const article = button.closest(".qa");
     const data = new FormData();
     data.append("value", button.dataset.value);
-    data.append("csrfmiddlewaretoken", form.querySelector("input[name=csrfmiddlewaretoken]").value);
-    const response = await fetch("/answers/" + article.dataset.answer + "/feedback/", { method: "POST", body: data });
+    data.append("csrfmiddlewaretoken", csrfToken());
+    const response = await fetch("/answers/" + article.dataset.answer + "/feedback/", {
+      method: "POST", body: data, headers: { Accept: "application/json" },
+    });
     if (response.ok) {
       article.querySelectorAll("button.thumb").forEach(function (b) { b.classList.toggle("chosen", b === button); });
     }
   });
 
+  function conversationListed(result, question) {
+    const list = document.getElementById("conversation-list");
+    if (!list) { return; }
+    const empty = list.querySelector("li.empty");
+    if (empty) { empty.remove(); }
+    list.querySelectorAll("li.current").forEach(function (li) { li.classList.remove("current"); });
+    const li = document.createElement("li");
+    li.className = "current";
+    const a = document.createElement("a");
+    a.href = result.conversation_url;
+    a.textContent = question.length > 60 ? question.slice(0, 59) + "…" : question;
+    li.appendChild(a);
+    list.prepend(li);
+  }
+
+  if (!form) { return; }
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const question = form.querySelector("textarea[name=question]");
@@ -84,10 +139,7 @@
       const response = await fetch(form.action, { method: "POST", body: data, headers: { Accept: "application/json" } });
       const result = await response.json();
       if (!response.ok) { alert(result.error ? result.error.message : "Could not ask"); return; }
-      const article = template.content.firstElementChild.cloneNode(true);
-      article.dataset.answer = String(result.answer);
-      article.querySelector(".question").textContent = data.get("question");
-      answers.appendChild(article);
+      const article = card({ id: result.answer, question: data.get("question"), status: "pending" });
       question.value = "";
       if (!form.querySelector("input[name=conversation]")) {
         const hidden = document.createElement("input");
@@ -96,6 +148,7 @@
         const picker = form.querySelector("select[name=collection]");
         if (picker) { picker.disabled = true; }
         history.replaceState(null, "", result.conversation_url);
+        conversationListed(result, String(data.get("question")));
       }
       stream(article, result.stream_url);
     } finally {

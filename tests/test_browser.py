@@ -179,7 +179,7 @@ def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
     )
     assert bars == ["100"] * 3
     failed = page.inner_text("tr[data-status=failed]")  # type: ignore[attr-defined]
-    assert "not a PDF" in failed
+    assert "plain text, which cannot be read" in failed
 
 
 def test_model_output_with_markup_is_shown_as_text(asgi_server: str, browser_page: object) -> None:

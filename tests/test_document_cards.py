@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ingestion.cards import card_text
+from ingestion.embedding import embedder_get
 from ingestion.models import Chunk, Collection, Document
-from retrieval.cards import card_text
-from retrieval.embedding import embedder_get
 from retrieval.services import chunks_search, index_sync
 from tests.corpus import document_embedded
 
@@ -41,13 +41,6 @@ def test_the_document_a_question_names_wins_over_a_closer_chunk_of_another(setti
     contoso = document_embedded(collection, "contoso-10q-2023-q3.pdf", CONTOSO)
     index_sync(collection_id=collection.id)
 
-    # Each document's card was embedded at sync, from its name and first chunks.
-    northwind.refresh_from_db()
-    card = northwind.card_vector()
-    assert card is not None
-    expected = embedder_get().embed([card_text(name=northwind.original_name, texts=NORTHWIND)])[0]
-    assert float(card @ expected) == pytest.approx(1.0, abs=1e-4)
-
     # Chunk similarity alone prefers Contoso's revenue sentence (it is worded closer to the question).
     settings.SEARCH_DOCUMENT_WEIGHT = 0.0
     assert chunks_search(collection_id=collection.id, query=QUESTION, k=1)[0].document_id == contoso.id
@@ -61,15 +54,19 @@ def test_the_document_a_question_names_wins_over_a_closer_chunk_of_another(setti
 
 
 @pytest.mark.django_db
-def test_a_document_without_a_card_gets_one_at_the_next_sync() -> None:
+def test_a_document_from_before_cards_gets_one_from_reembed_stale() -> None:
+    from django.core.management import call_command
+
     collection = Collection.objects.create(name="Backfill")
     document = document_embedded(collection, "northwind.pdf", NORTHWIND)
-    index_sync(collection_id=collection.id)
-    # As after re-ingestion (new chunks) or on a database from before cards: no card.
+    expected = document.card_vector()
+    # As on a database from before cards: no card.
     Document.objects.filter(id=document.id).update(card_embedding=None)
-    index_sync(collection_id=collection.id)
+    call_command("reembed_stale")
     document.refresh_from_db()
-    assert document.card_embedding is not None and len(bytes(document.card_embedding)) == 384 * 4
+    card = document.card_vector()
+    assert card is not None and expected is not None and len(card) == 384
+    assert float(card @ expected) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.django_db

@@ -4,18 +4,17 @@ and documents embedded by another variant found and re-queued. Real bundled mode
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.files import File
-from django.test import override_settings
 
+from ingestion.embedding import SentenceTransformerEmbedder, embedder_get
+from ingestion.exceptions import EmbedderUnavailable
 from ingestion.models import Collection, Document
 from ingestion.services import document_ingest, documents_reembed_stale
-from retrieval.embedding import SentenceTransformerEmbedder, embedder_get, embedder_reset
-from retrieval.exceptions import EmbedderUnavailable
+from tests.components import component_configured
 from tests.pdf_factory import make_text_pdf
 
 PASSAGES = [
@@ -69,16 +68,9 @@ def test_unknown_quantize_value_is_refused_with_the_choices() -> None:
         SentenceTransformerEmbedder(quantize="int4")
 
 
-@pytest.fixture
-def fresh_embedder() -> Iterator[None]:
-    embedder_reset()
-    yield
-    embedder_reset()
-
-
 @pytest.mark.parametrize(("setting", "name"), [("int8", "all-MiniLM-L6-v2+int8"), ("none", "all-MiniLM-L6-v2")])
-def test_setting_chooses_the_variant(fresh_embedder: None, setting: str, name: str) -> None:
-    with override_settings(EMBED_QUANTIZE=setting):
+def test_setting_chooses_the_variant(setting: str, name: str) -> None:
+    with component_configured("embedder", quantize=setting):
         assert embedder_get().name == name
 
 

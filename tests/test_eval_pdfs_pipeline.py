@@ -22,7 +22,7 @@ from tests.conftest import WorkerProcess, eval_dir, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.eval, pytest.mark.django_db(transaction=True)]
 
-SPECIFIC_CODES = {"not_pdf", "encrypted", "corrupt", "empty", "no_text"}
+SPECIFIC_CODES = {"not_pdf", "unsupported_type", "encrypted", "corrupt", "empty", "no_text"}
 
 
 def _opens_without_password(path: Path) -> bool:

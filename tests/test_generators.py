@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from django.conf import settings
 from jinja2 import TemplateError
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
@@ -17,10 +18,11 @@ from llm.generators import (
     Generator,
     generator_build,
     generator_get,
-    generator_reset,
     messages_fold_system,
 )
 from llm.generators.base import pieces_cut_at_stop
+from ragsite.components import components_reset
+from tests.components import component_configured
 from tests.llm_fixtures import (
     MISTRAL_CHAT_TEMPLATE,
     free_port,
@@ -61,11 +63,9 @@ def test_build_and_describe_without_loading_the_model(tmp_path) -> None:
         missing.warm_up()
 
 
-def test_get_reads_settings_and_keeps_one_instance_across_threads(settings) -> None:
-    settings.LLM_BACKEND = "openai"
-    settings.LLM_OPTIONS = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "context_window": 1234}
-    generator_reset()
-    try:
+def test_get_reads_settings_and_keeps_one_instance_across_threads() -> None:
+    options = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "context_window": 1234}
+    with component_configured("generator", settings.LLM_BACKENDS["openai"], **options):
         seen: list[Generator] = []
         threads = [threading.Thread(target=lambda: seen.append(generator_get())) for _ in range(8)]
         for thread in threads:
@@ -74,10 +74,8 @@ def test_get_reads_settings_and_keeps_one_instance_across_threads(settings) -> N
             thread.join()
         assert len({id(g) for g in seen}) == 1
         assert seen[0].backend == "openai" and seen[0].context_window == 1234
-        generator_reset()
+        components_reset()
         assert generator_get() is not seen[0]
-    finally:
-        generator_reset()
 
 
 def test_fold_system_into_first_user_message() -> None:
@@ -420,3 +418,18 @@ def test_openai_unreachable_server_names_the_url() -> None:
     generator = generator_build(backend="openai", base_url=url, model="m", connect_timeout=2.0)
     with pytest.raises(GenerationFailed, match=f"Cannot reach the model server at {url}"):
         list(generator.stream(messages=QUESTION, params=GREEDY))
+
+
+@pytest.mark.gpu
+def test_nf4_on_a_gpu_batches_with_cuda_graphs_and_streams(tiny_dirs) -> None:
+    """The GPU worker's configuration: 4-bit weights on CUDA, continuous batching with CUDA graphs."""
+    generator: Any = generator_build(backend="transformers", model=str(tiny_dirs[0]), local_files_only=True)
+    generator.warm_up()
+    try:
+        assert generator.batching == "continuous" and generator.quantization.startswith("nf4")
+        assert generator._engine.config.get("use_cuda_graph") is True
+        params = GenerationParams(max_new_tokens=8, temperature=0.0)
+        pieces = list(generator.stream(messages=[ChatMessage("user", "the travel policy covers")], params=params))
+        assert pieces and all(isinstance(p, str) for p in pieces)
+    finally:
+        generator.close()

@@ -18,7 +18,6 @@ from llm.grounding import (
     SentenceScore,
     scorer_build,
     scorer_get,
-    scorer_reset,
 )
 from llm.grounding.embedding import MiniLMEmbedder
 from llm.grounding.evaluation import grounding_evaluate, metrics_compute, ragtruth_load
@@ -26,6 +25,7 @@ from llm.grounding.judge import LlmJudgeScorer, verdicts_parse
 from llm.grounding.lexical import evidence_collect, vocabulary_build
 from llm.grounding.model import WEIGHTS_DIR
 from llm.grounding.splitting import sentences_split
+from tests.components import component_configured
 
 REPO = Path(__file__).resolve().parents[1]
 RAGTRUTH_QA = (
@@ -205,40 +205,33 @@ def test_minilm_embedder_option_embeds_and_caches() -> None:
     embedder = MiniLMEmbedder(cache_size=2)
     embedder.warm_up()
     embedder.warm_up()
-    vectors = embedder.embed(texts=["Revenue grew.", "Sales increased.", "The cat sat on a mat."])
+    vectors = embedder.embed(["Revenue grew.", "Sales increased.", "The cat sat on a mat."])
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
-    again = embedder.embed(texts=["Revenue grew."])
+    again = embedder.embed(["Revenue grew."])
     assert abs(float(again[0] @ vectors[0]) - 1.0) < 1e-5
 
 
 def test_threshold_override_and_bad_names() -> None:
     assert scorer_build(name="lexical-embedding", threshold=0.0).threshold == 0.0  # type: ignore[attr-defined]
-    with pytest.raises(GroundingError, match="unknown grounding scorer"):
+    with pytest.raises(GroundingError, match="Unknown grounding scorer 'nope'"):
         scorer_build(name="nope")
-    with pytest.raises(GroundingError, match="bad GROUNDING_OPTIONS"):
+    with pytest.raises(GroundingError, match="colour.*RAG_GROUNDING_OPTIONS"):
         scorer_build(name="lexical-embedding", colour="blue")
 
 
 def test_scorer_get_reads_settings_and_is_one_per_process() -> None:
     from django.conf import settings
-    from django.test import override_settings
 
-    if not settings.configured:
-        settings.configure()
-    scorer_reset()
-    try:
-        with override_settings(GROUNDING_SCORER="llm-judge", GROUNDING_THRESHOLD=0.5, GROUNDING_OPTIONS={}):
-            seen = []
-            threads = [threading.Thread(target=lambda: seen.append(scorer_get())) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert len({id(s) for s in seen}) == 1
-            assert seen[0].name == "llm-judge" and seen[0].threshold == 0.5  # type: ignore[attr-defined]
-    finally:
-        scorer_reset()
+    with component_configured("scorer", settings.GROUNDING_SCORERS["llm-judge"], threshold=0.5):
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(scorer_get())) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({id(s) for s in seen}) == 1
+        assert seen[0].name == "llm-judge" and seen[0].threshold == 0.5  # type: ignore[attr-defined]
 
 
 # --- llm-judge -------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from ingestion.models import Chunk, Collection
+from ragsite.components import components_reset
 from retrieval import faiss_store, lexical
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
-from retrieval.services import chunks_search, index_cache_clear, index_sync, rrf_fuse
+from retrieval.services import chunks_search, index_sync, rrf_fuse
 from tests.corpus import document_embedded
 
 TEXTS = [
@@ -84,7 +85,7 @@ def _files_match_database(collection: Collection) -> None:
 @pytest.mark.django_db
 def test_hybrid_search_finds_the_document_named_in_the_question(settings: Any) -> None:
     """Two quarters' reports with the same wording: only the file name (indexed by BM25) tells them apart."""
-    from retrieval.embedding import embedder_get
+    from ingestion.embedding import embedder_get
 
     settings.SEARCH_HYBRID = True
     collection = Collection.objects.create(name="10-Q")
@@ -128,7 +129,7 @@ def test_a_missing_bm25_file_is_rebuilt_and_hybrid_can_be_switched_off(settings:
     version = index_sync(collection_id=collection.id).version
     lexical.lexical_path(root=settings.INDEX_DIR, collection_id=collection.id, version=version).unlink()
     settings.SEARCH_HYBRID = False
-    index_cache_clear()
+    components_reset()
     assert chunks_search(collection_id=collection.id, query="dividends", k=1)[0].text == TEXTS[2]
     assert IndexState.objects.get(collection=collection).version == version  # vector-only needs no BM25 file
     settings.SEARCH_HYBRID = True

@@ -144,7 +144,7 @@ def test_bad_files_fail_with_reasons_and_do_not_touch_others(
 
     assert docs["good.pdf"].status == Document.Status.READY
     expected = {
-        "report.pdf": "not_pdf",
+        "report.pdf": "unsupported_type",
         "truncated.pdf": "corrupt",
         "locked.pdf": "encrypted",
         "huge.pdf": "too_large",

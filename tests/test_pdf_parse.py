@@ -1,4 +1,4 @@
-"""ingestion.pdf: PDFs made for each behaviour first, then every real PDF in ../shared/eval/pdfs.
+"""ingestion.parsers.pdf: PDFs made for each behaviour first, then every real PDF in ../shared/eval/pdfs.
 
 No database is used. OCR runs for real (RapidOCR's bundled models);
 the synthetic image pages are small, so each OCR'd page costs about a second.
@@ -19,10 +19,11 @@ import pytest
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
-from ingestion import pdf as pdf_module
-from ingestion.exceptions import OcrFailed, PdfRejected
+from ingestion.exceptions import DocumentRejected, OcrFailed
 from ingestion.ocr import image_ocr
-from ingestion.pdf import ParsedPdf, pages_describe, pdf_parse, render_scale
+from ingestion.parsers import ParsedDocument
+from ingestion.parsers import pdf as pdf_module
+from ingestion.parsers.pdf import pages_describe, pdf_parse, render_scale
 from ingestion.text import text_normalize, text_readability
 from tests import pdf_factory as make
 
@@ -39,7 +40,7 @@ def _found_share(expected: str, text: str) -> float:
     return sum(w in got for w in wanted) / len(wanted)
 
 
-def _warned_pages(parsed: ParsedPdf) -> set[int]:
+def _warned_pages(parsed: ParsedDocument) -> set[int]:
     """Page numbers named in the warnings ('page 4', 'pages 3, 7-9')."""
     named: set[int] = set()
     for warning in parsed.warnings:
@@ -50,12 +51,12 @@ def _warned_pages(parsed: ParsedPdf) -> set[int]:
     return named
 
 
-def _assert_consistent(parsed: ParsedPdf) -> None:
+def _assert_consistent(parsed: ParsedDocument) -> None:
     """Invariants of every result: one page per number, in order, and no page silently empty."""
-    assert [p.number for p in parsed.pages] == list(range(1, parsed.page_count + 1))
-    empty = {p.number for p in parsed.pages if not p.text}
+    assert [p.number for p in parsed.units] == list(range(1, parsed.page_count + 1))
+    empty = {p.number for p in parsed.units if not p.text}
     assert empty <= _warned_pages(parsed), f"empty pages {empty} not named in {parsed.warnings}"
-    assert not any(p.ocr and not p.text for p in parsed.pages)
+    assert not any(p.ocr and not p.text for p in parsed.units)
 
 
 # --- the text layer --------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def test_text_of_each_page_comes_back_in_order(tmp_path: Path) -> None:
     parsed = pdf_parse(path=path)
 
     assert parsed.page_count == 3
-    assert [(p.number, p.text, p.ocr) for p in parsed.pages] == [
+    assert [(p.number, p.text, p.ocr) for p in parsed.units] == [
         (1, "Alpha page\nsecond line", False),
         (2, "Beta page", False),
         (3, "Gamma page", False),
@@ -89,7 +90,7 @@ def test_progress_is_reported_at_start_and_after_each_page(tmp_path: Path) -> No
 def test_paragraph_breaks_are_found_from_the_space_between_lines(tmp_path: Path) -> None:
     text = "First paragraph, line one\nline two\nline three\n\nSecond paragraph\nits last line"
 
-    page = pdf_parse(path=make.make_text_pdf(tmp_path / "a.pdf", [text])).pages[0]
+    page = pdf_parse(path=make.make_text_pdf(tmp_path / "a.pdf", [text])).units[0]
 
     assert page.text == text
 
@@ -97,7 +98,7 @@ def test_paragraph_breaks_are_found_from_the_space_between_lines(tmp_path: Path)
 def test_words_split_at_line_ends_are_rejoined_but_compounds_keep_their_hyphen(tmp_path: Path) -> None:
     text = "This is an exam-\nple of a broken word.\nIt is well-\nknown that well-known words keep hyphens."
 
-    page = pdf_parse(path=make.make_text_pdf(tmp_path / "a.pdf", [text])).pages[0]
+    page = pdf_parse(path=make.make_text_pdf(tmp_path / "a.pdf", [text])).units[0]
 
     assert "an example of a broken word" in page.text
     assert "It is well-known that" in page.text
@@ -147,7 +148,7 @@ def test_pages_describe_groups_ranges(numbers: list[int], expected: str) -> None
 def test_blank_page_is_empty_and_named_in_a_warning(tmp_path: Path) -> None:
     parsed = pdf_parse(path=make.make_text_pdf(tmp_path / "a.pdf", ["Before", "", "After"]))
 
-    assert [p.text for p in parsed.pages] == ["Before", "", "After"]
+    assert [p.text for p in parsed.units] == ["Before", "", "After"]
     assert parsed.warnings == ("No text found on page 2 (blank, or images OCR could not read)",)
 
 
@@ -166,7 +167,7 @@ def test_blank_page_is_empty_and_named_in_a_warning(tmp_path: Path) -> None:
 def test_file_that_is_not_a_pdf_is_rejected_saying_what_it_looks_like(
     tmp_path: Path, maker, looks_like: str
 ) -> None:
-    with pytest.raises(PdfRejected) as caught:
+    with pytest.raises(DocumentRejected) as caught:
         pdf_parse(path=maker(tmp_path / "upload.pdf"))
 
     assert caught.value.code == "not_pdf"
@@ -178,7 +179,7 @@ def test_file_that_is_not_a_pdf_is_rejected_saying_what_it_looks_like(
 def test_empty_file_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "a.pdf").write_bytes(b"")
 
-    with pytest.raises(PdfRejected, match=r"File is empty \(0 bytes\)") as caught:
+    with pytest.raises(DocumentRejected, match=r"File is empty \(0 bytes\)") as caught:
         pdf_parse(path=tmp_path / "a.pdf")
     assert caught.value.code == "empty"
 
@@ -188,7 +189,7 @@ def test_pdf_with_user_password_is_rejected_as_encrypted(tmp_path: Path) -> None
         tmp_path / "a.pdf", ["Secret"], user_password="open-me", owner_password="own"
     )
 
-    with pytest.raises(PdfRejected, match="PDF is encrypted with a password: save a copy without") as caught:
+    with pytest.raises(DocumentRejected, match="PDF is encrypted with a password: save a copy without") as caught:
         pdf_parse(path=path)
     assert caught.value.code == "encrypted"
 
@@ -201,11 +202,11 @@ def test_pdf_with_only_an_owner_password_is_read(tmp_path: Path) -> None:
 
     parsed = pdf_parse(path=path)
 
-    assert [p.text for p in parsed.pages] == ["Readable by anyone", "Page two"]
+    assert [p.text for p in parsed.units] == ["Readable by anyone", "Page two"]
 
 
 def test_truncated_pdf_is_rejected_as_corrupt(tmp_path: Path) -> None:
-    with pytest.raises(PdfRejected) as caught:
+    with pytest.raises(DocumentRejected) as caught:
         pdf_parse(path=make.make_truncated_pdf(tmp_path / "a.pdf"))
 
     assert caught.value.code == "corrupt"
@@ -217,13 +218,13 @@ def test_header_less_pdf_syntax_is_rejected_as_corrupt(tmp_path: Path) -> None:
     body = make.make_text_pdf(tmp_path / "ok.pdf", ["text"]).read_bytes()
     (tmp_path / "a.pdf").write_bytes(body[body.index(b"1 0 obj") :])
 
-    with pytest.raises(PdfRejected) as caught:
+    with pytest.raises(DocumentRejected) as caught:
         pdf_parse(path=tmp_path / "a.pdf")
     assert caught.value.code == "corrupt"
 
 
 def test_pdf_without_pages_is_rejected_as_empty(tmp_path: Path) -> None:
-    with pytest.raises(PdfRejected, match="PDF has no pages") as caught:
+    with pytest.raises(DocumentRejected, match="PDF has no pages") as caught:
         pdf_parse(path=make.make_zero_page_pdf(tmp_path / "a.pdf"))
     assert caught.value.code == "empty"
 
@@ -231,7 +232,7 @@ def test_pdf_without_pages_is_rejected_as_empty(tmp_path: Path) -> None:
 def test_pdf_over_the_page_limit_is_rejected(tmp_path: Path) -> None:
     path = make.make_text_pdf(tmp_path / "a.pdf", ["1", "2", "3"])
 
-    with pytest.raises(PdfRejected, match="PDF has 3 pages, more than the 2 allowed: split it") as caught:
+    with pytest.raises(DocumentRejected, match="PDF has 3 pages, more than the 2 allowed: split it") as caught:
         pdf_parse(path=path, max_pages=2)
     assert caught.value.code == "too_many_pages"
     assert pdf_parse(path=path, max_pages=3).page_count == 3
@@ -240,7 +241,7 @@ def test_pdf_over_the_page_limit_is_rejected(tmp_path: Path) -> None:
 def test_rejection_survives_pickling_for_celery() -> None:
     import pickle
 
-    again = pickle.loads(pickle.dumps(PdfRejected("PDF is encrypted", code="encrypted")))
+    again = pickle.loads(pickle.dumps(DocumentRejected("PDF is encrypted", code="encrypted")))
 
     assert (str(again), again.code) == ("PDF is encrypted", "encrypted")
 
@@ -248,7 +249,7 @@ def test_rejection_survives_pickling_for_celery() -> None:
 def test_damaged_page_is_left_empty_with_a_warning_and_the_rest_is_read(tmp_path: Path) -> None:
     parsed = pdf_parse(path=make.make_damaged_page_pdf(tmp_path / "a.pdf"))
 
-    assert [p.text for p in parsed.pages] == ["First page text", "", "Third page text"]
+    assert [p.text for p in parsed.units] == ["First page text", "", "Third page text"]
     assert parsed.warnings == ("Could not read page 2 (damaged page data); left empty",)
 
 
@@ -260,9 +261,9 @@ def test_image_only_pages_are_ocrd(tmp_path: Path) -> None:
 
     parsed = pdf_parse(path=make.make_image_pdf(tmp_path / "a.pdf", images))
 
-    assert [p.ocr for p in parsed.pages] == [True, True]
-    assert parsed.pages[0].text.lower() == "quarterly report\nrevenue grew"
-    assert parsed.pages[1].text.lower() == "second scanned page"
+    assert [p.ocr for p in parsed.units] == [True, True]
+    assert parsed.units[0].text.lower() == "quarterly report\nrevenue grew"
+    assert parsed.units[1].text.lower() == "second scanned page"
     assert parsed.warnings == ()
     _assert_consistent(parsed)
 
@@ -272,7 +273,7 @@ def test_with_ocr_off_scans_are_left_empty_with_a_warning(tmp_path: Path) -> Non
 
     parsed = pdf_parse(path=path, ocr=False)
 
-    assert [(p.text, p.ocr) for p in parsed.pages] == [("", False)] * 3
+    assert [(p.text, p.ocr) for p in parsed.units] == [("", False)] * 3
     assert (
         parsed.warnings[0]
         == "No text layer on pages 1-3 (scanned images?); OCR is turned off, so they are left empty"
@@ -286,7 +287,7 @@ def test_garbage_text_layer_is_replaced_by_ocr(tmp_path: Path) -> None:
         tmp_path / "a.pdf", [make.text_image(["Invoice total"])], invisible_text="#%&*+=<>{}[]~^|"
     )
 
-    page = pdf_parse(path=path).pages[0]
+    page = pdf_parse(path=path).units[0]
 
     assert (page.text.lower(), page.ocr) == ("invoice total", True)
     assert (
@@ -301,7 +302,7 @@ def test_garbage_text_layer_with_nothing_for_ocr_is_empty_with_a_warning(tmp_pat
 
     parsed = pdf_parse(path=path)
 
-    assert [(p.text, p.ocr) for p in parsed.pages] == [("", False)]
+    assert [(p.text, p.ocr) for p in parsed.units] == [("", False)]
     assert parsed.warnings[0] == "No text found on page 1 (blank, or images OCR could not read)"
 
 
@@ -310,7 +311,7 @@ def test_scan_with_a_stamp_in_its_text_layer_is_ocrd(tmp_path: Path) -> None:
         tmp_path / "a.pdf", [make.text_image(["Delivery note", "Received in good order"])], invisible_text="7"
     )
 
-    page = pdf_parse(path=path).pages[0]
+    page = pdf_parse(path=path).units[0]
 
     assert page.ocr
     assert "received in good order" in page.text.lower()
@@ -319,7 +320,7 @@ def test_scan_with_a_stamp_in_its_text_layer_is_ocrd(tmp_path: Path) -> None:
 def test_page_where_ocr_finds_nothing_is_empty_with_a_warning(tmp_path: Path) -> None:
     parsed = pdf_parse(path=make.make_image_pdf(tmp_path / "a.pdf", [make.text_image([])]))
 
-    assert [(p.text, p.ocr) for p in parsed.pages] == [("", False)]
+    assert [(p.text, p.ocr) for p in parsed.units] == [("", False)]
     assert parsed.warnings == (
         "No text found on page 1 (blank, or images OCR could not read)",
         "No text could be read from any page: the document cannot be searched",
@@ -337,7 +338,7 @@ def test_page_ocr_fails_on_is_left_empty_with_a_warning(
 
     parsed = pdf_parse(path=make.make_image_pdf(tmp_path / "a.pdf", images))
 
-    assert [(p.text, p.ocr) for p in parsed.pages] == [("", False), ("", False)]
+    assert [(p.text, p.ocr) for p in parsed.units] == [("", False), ("", False)]
     assert parsed.warnings[0] == "OCR failed on pages 1-2; left empty"
 
 
@@ -390,7 +391,7 @@ def test_huge_page_is_rendered_within_the_pixel_cap(tmp_path: Path, monkeypatch:
         tmp_path / "a.pdf", [make.text_image(["Poster title"])], page_size=(14400.0, 7200.0)
     )
 
-    page = pdf_parse(path=path).pages[0]
+    page = pdf_parse(path=path).units[0]
 
     assert shapes == [(1000, 2000)]
     assert page.text.lower() == "poster title"
@@ -404,7 +405,7 @@ def test_page_with_a_giant_image_is_not_rendered(tmp_path: Path, monkeypatch: py
 
     parsed = pdf_parse(path=make.make_image_bomb_pdf(tmp_path / "a.pdf"))
 
-    assert [(p.text, p.ocr) for p in parsed.pages] == [("", False)]
+    assert [(p.text, p.ocr) for p in parsed.units] == [("", False)]
     assert parsed.warnings[0] == (
         "Did not OCR page 1 (an image over 100 megapixels, too large to render safely); left empty"
     )
@@ -465,14 +466,14 @@ def test_real_pdf_ends_in_a_clear_state(name: str | None) -> None:
     row = _manifest()[name]
     path = EVAL_PDFS / name
     try:
-        outcome: ParsedPdf | PdfRejected = pdf_parse(path=path)
-    except PdfRejected as exc:  # any other exception fails the test
+        outcome: ParsedDocument | DocumentRejected = pdf_parse(path=path)
+    except DocumentRejected as exc:  # any other exception fails the test
         outcome = exc
     check = {"good": _check_readable, "tables": _check_readable, "scanned": _check_scanned}.get(
         row["category"]
     )
     if check is not None:
-        assert isinstance(outcome, ParsedPdf), f"{name} rejected: {outcome}"
+        assert isinstance(outcome, ParsedDocument), f"{name} rejected: {outcome}"
         _assert_consistent(outcome)
         check(name, row, outcome)
     elif row["category"] == "encrypted":
@@ -481,37 +482,37 @@ def test_real_pdf_ends_in_a_clear_state(name: str | None) -> None:
         _check_malformed(outcome)
 
 
-def _check_readable(name: str, row: dict[str, str], parsed: ParsedPdf) -> None:
+def _check_readable(name: str, row: dict[str, str], parsed: ParsedDocument) -> None:
     assert parsed.page_count == int(row["pages_poppler"])
-    text = "\n".join(p.text for p in parsed.pages)
+    text = "\n".join(p.text for p in parsed.units)
     if name in _OCR_WORDS:  # no usable text layer: only OCR can read these
         assert _OCR_WORDS[name] <= _words(text), text
-        assert all(p.ocr for p in parsed.pages)
+        assert all(p.ocr for p in parsed.units)
         return
     assert parsed.warnings == ()
-    assert not any(p.ocr for p in parsed.pages)
+    assert not any(p.ocr for p in parsed.units)
     pdftotext = row["page1_text_pdftotext_first100"].rsplit(" ", 1)[0]  # its last word may be cut
     if name != "good/kampo.pdf":  # vertical Japanese: pdfium finds only some of its characters
-        assert _found_share(pdftotext, parsed.pages[0].text) >= 0.85, (pdftotext, parsed.pages[0].text[:300])
+        assert _found_share(pdftotext, parsed.units[0].text) >= 0.85, (pdftotext, parsed.units[0].text[:300])
     for expected in sorted((EVAL_PDFS / name).parent.glob(Path(name).stem + ".expected*.txt")):
-        page_text = parsed.pages[0].text if "page1" in expected.name else text
+        page_text = parsed.units[0].text if "page1" in expected.name else text
         assert _found_share(expected.read_text(encoding="utf-8"), page_text) >= 0.9
     if name == "good/c-object-streams.pdf":
-        assert [p.text for p in parsed.pages] == [f"Potato {i}" for i in range(30)]
+        assert [p.text for p in parsed.units] == [f"Potato {i}" for i in range(30)]
 
 
-def _check_scanned(name: str, row: dict[str, str], parsed: ParsedPdf) -> None:
+def _check_scanned(name: str, row: dict[str, str], parsed: ParsedDocument) -> None:
     assert parsed.page_count == int(row["pages_poppler"])
-    text = "\n".join(p.text for p in parsed.pages)
-    assert any(p.ocr for p in parsed.pages)
-    assert all(p.text for p in parsed.pages), parsed.warnings
+    text = "\n".join(p.text for p in parsed.units)
+    assert any(p.ocr for p in parsed.units)
+    assert all(p.text for p in parsed.units), parsed.warnings
     if name in _LINN_SCANS:
         expected = (EVAL_PDFS / "scanned" / "linn.expected.txt").read_text(encoding="utf-8")
         assert _found_share(expected, text) >= 0.75
     elif name in _OCR_WORDS:
         assert _OCR_WORDS[name] <= _words(text)
     else:  # multipage.pdf, assembled from the other scans: its first page is c02-22
-        assert _OCR_WORDS["scanned/c02-22.pdf"] <= _words(parsed.pages[0].text)
+        assert _OCR_WORDS["scanned/c02-22.pdf"] <= _words(parsed.units[0].text)
 
 
 def _needs_user_password(path: Path, note: str) -> bool:
@@ -528,18 +529,18 @@ def _needs_user_password(path: Path, note: str) -> bool:
         return True
 
 
-def _check_encrypted(name: str, row: dict[str, str], outcome: ParsedPdf | PdfRejected) -> None:
+def _check_encrypted(name: str, row: dict[str, str], outcome: ParsedDocument | DocumentRejected) -> None:
     if _needs_user_password(EVAL_PDFS / name, row["note"]):
-        assert isinstance(outcome, PdfRejected), f"{name} needs a password but was read"
+        assert isinstance(outcome, DocumentRejected), f"{name} needs a password but was read"
         assert outcome.code == "encrypted"
         assert "encrypted" in str(outcome) and "password" in str(outcome)
     else:
-        assert isinstance(outcome, ParsedPdf)
-        assert any(p.text for p in outcome.pages)
+        assert isinstance(outcome, ParsedDocument)
+        assert any(p.text for p in outcome.units)
 
 
-def _check_malformed(outcome: ParsedPdf | PdfRejected) -> None:
-    if isinstance(outcome, PdfRejected):
+def _check_malformed(outcome: ParsedDocument | DocumentRejected) -> None:
+    if isinstance(outcome, DocumentRejected):
         assert outcome.code in {"corrupt", "not_pdf", "empty"}
         assert re.search(r"(upload|re-export|export)", str(outcome)), str(outcome)
     else:

@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from chat.models import Answer, Conversation
 from ingestion.models import Chunk, Collection, Document
-from ingestion.pdf import pdf_parse
+from ingestion.parsers.pdf import pdf_parse
 from llm.prompts import GROUNDING_RULES, MISTRAL_GUARDRAIL, PASSAGES_HEADER, PromptPassage, prompt_build
 from tests.conftest import ROOT
 from tests.pdf_factory import _pdf_assemble
@@ -209,7 +209,7 @@ def _js_pdf(path: Path) -> Path:
 def test_a_pdf_with_javascript_gives_its_text_and_runs_nothing(tmp_path: Path) -> None:
     """Fails if the parser stops reading such files, or if script source leaks into the extracted text."""
     parsed = pdf_parse(path=_js_pdf(tmp_path / "js.pdf"), ocr=False)
-    assert [p.text for p in parsed.pages] == ["Quarterly report text"]
+    assert [p.text for p in parsed.units] == ["Quarterly report text"]
     assert list(tmp_path.iterdir()) == [tmp_path / "js.pdf"]  # nothing exported or launched
 
 

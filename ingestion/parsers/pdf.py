@@ -1,6 +1,6 @@
 """PDF → text per page, with pypdfium2, and OCR for pages that have no usable text layer.
 
-Pure: no Django. Rejections a person can act on raise `PdfRejected`; trouble limited to some pages
+Pure: no Django (the OCR engine is a component, built on the first page that needs it). Rejections a person can act on raise `DocumentRejected`; trouble limited to some pages
 (a damaged page, a page OCR cannot read) becomes a warning naming the pages, and parsing goes on.
 
 PDFium is not thread-safe, so every call into it happens under `_PDFIUM_LOCK`; OCR, the slow part,
@@ -16,7 +16,6 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,10 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from ingestion.exceptions import OcrFailed, PdfRejected
+from ingestion.exceptions import DocumentRejected, OcrFailed
 from ingestion.ocr import image_ocr
+from ingestion.parsers.base import ParsedDocument, Progress, TextUnit
+from ingestion.parsers.sniff import media_type_describe, media_type_sniff
 from ingestion.text import text_normalize, text_readability
 
 logger = logging.getLogger(__name__)
@@ -54,20 +55,6 @@ _MAX_IMAGE_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
-class PageText:
-    number: int  # 1-based page number as a reader sees it
-    text: str  # normalized text ('' if nothing could be read)
-    ocr: bool  # True when the text came from OCR
-
-
-@dataclass(frozen=True)
-class ParsedPdf:
-    page_count: int
-    pages: tuple[PageText, ...]  # one per page, in order
-    warnings: tuple[str, ...]  # human-readable, naming pages
-
-
-@dataclass(frozen=True)
 class _Layer:
     """What PDFium found on one page, before OCR."""
 
@@ -89,16 +76,33 @@ _ISSUES = {
 }
 
 
+class PdfParser:
+    """The `application/pdf` parser: pages, OCR'd where they have no usable text layer (settings.PDF_OCR)."""
+
+    media_types = ("application/pdf",)
+    label = "PDF"
+
+    def __init__(self, *, ocr: bool = True, max_pages: int = 5000) -> None:
+        self._ocr = ocr
+        self._max_pages = max_pages
+
+    def warm_up(self) -> None:
+        """Nothing to load: PDFium is loaded with the module, and OCR on the first scanned page."""
+
+    def parse(self, *, path: Path, progress: Progress | None = None) -> ParsedDocument:
+        return pdf_parse(path=path, ocr=self._ocr, max_pages=self._max_pages, progress=progress)
+
+
 def pdf_parse(
     *,
     path: Path,
     ocr: bool = True,
     max_pages: int = 5000,
-    progress: Callable[[int, int], None] | None = None,
-) -> ParsedPdf:
+    progress: Progress | None = None,
+) -> ParsedDocument:
     """Extract normalized text page by page; OCR pages without a usable text layer when `ocr`.
 
-    Raises PdfRejected (code not_pdf, encrypted, corrupt, empty or too_many_pages). Never raises
+    Raises DocumentRejected (code not_pdf, encrypted, corrupt, empty or too_many_pages). Never raises
     for a problem confined to some pages: those come back empty, named in `warnings`.
     `progress(done_pages, total_pages)` is called once at the start and after each page.
     """
@@ -109,13 +113,13 @@ def pdf_parse(
         total = len(doc)
     try:
         if total > max_pages:
-            raise PdfRejected(
+            raise DocumentRejected(
                 f"PDF has {total:,} pages, more than the {max_pages:,} allowed: split it into smaller files and upload them",
                 code="too_many_pages",
             )
         if progress is not None:
             progress(0, total)
-        pages: list[PageText] = []
+        pages: list[TextUnit] = []
         issues: dict[str, list[int]] = {}
         for index in range(total):
             page, issue = _page_read(doc, index, ocr=ocr)
@@ -138,37 +142,37 @@ def pdf_parse(
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
-    return ParsedPdf(page_count=total, pages=tuple(pages), warnings=warnings)
+    return ParsedDocument(unit="page", units=tuple(pages), warnings=warnings)
 
 
-def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[PageText, str | None]:
+def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextUnit, str | None]:
     number = index + 1
     with _PDFIUM_LOCK:
         try:
             layer = _layer_read(doc, index, render=ocr)
         except pdfium.PdfiumError as exc:
             logger.warning("event=pdf_page_unreadable", extra={"page": number, "error": str(exc)})
-            return PageText(number, "", False), "unreadable"
+            return TextUnit(number, "", False), "unreadable"
     if layer.issue is not None or not layer.needs_ocr:
-        return PageText(number, layer.text, False), layer.issue
+        return TextUnit(number, layer.text, False), layer.issue
     if layer.image is None:  # OCR is off
         if layer.text:
-            return PageText(number, layer.text, False), None
-        return PageText(number, "", False), ("garbage_ocr_off" if layer.garbage else "no_text_ocr_off")
+            return TextUnit(number, layer.text, False), None
+        return TextUnit(number, "", False), ("garbage_ocr_off" if layer.garbage else "no_text_ocr_off")
     started = time.perf_counter()
     try:
         read = text_normalize(text=image_ocr(image=layer.image))
     except OcrFailed as exc:
         logger.warning("event=pdf_page_ocr_failed", extra={"page": number, "error": str(exc)})
-        return PageText(number, layer.text, False), None if layer.text else "ocr_failed"
+        return TextUnit(number, layer.text, False), None if layer.text else "ocr_failed"
     logger.info(
         "event=pdf_page_ocr",
         extra={"page": number, "chars": len(read), "seconds": round(time.perf_counter() - started, 2)},
     )
     # A sparse text layer (a scan's stamp) stays unless OCR read more; garbage never stays.
     if read and (layer.garbage or text_readability(text=read)[0] > text_readability(text=layer.text)[0]):
-        return PageText(number, read, True), None
-    return PageText(number, layer.text, False), None if layer.text else "no_text"
+        return TextUnit(number, read, True), None
+    return TextUnit(number, layer.text, False), None if layer.text else "no_text"
 
 
 def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
@@ -291,43 +295,15 @@ def _page_render(page: pdfium.PdfPage) -> np.ndarray:
 
 
 def _header_check(path: Path) -> None:
-    with path.open("rb") as fh:
-        head = fh.read(1024)
-    if b"%PDF-" in head:
+    media_type = media_type_sniff(path=path)
+    if media_type == "application/pdf":
         return
-    if not head:
-        raise PdfRejected("File is empty (0 bytes): upload the PDF again", code="empty")
-    if any(marker in head for marker in (b" obj", b"trailer", b"xref", b"endobj")):
-        return  # PDF syntax without a header: let PDFium try, it fails as 'corrupt' with details
-    raise PdfRejected(
-        f"File is not a PDF ({_file_kind(head)}): export it to PDF and upload again", code="not_pdf"
+    if media_type == "application/x-empty":
+        raise DocumentRejected("File is empty (0 bytes): upload the PDF again", code="empty")
+    raise DocumentRejected(
+        f"File is not a PDF (it is {media_type_describe(media_type)}): export it to PDF and upload again",
+        code="not_pdf",
     )
-
-
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"PK\x03\x04", "it starts like a ZIP/Office file such as .docx or .xlsx"),
-    (b"\xd0\xcf\x11\xe0", "it starts like an old Office file such as .doc or .xls"),
-    (b"\x89PNG", "it is a PNG image"),
-    (b"\xff\xd8\xff", "it is a JPEG image"),
-    (b"GIF8", "it is a GIF image"),
-    (b"II*\x00", "it is a TIFF image"),
-    (b"MM\x00*", "it is a TIFF image"),
-    (b"{\\rtf", "it is an RTF document"),
-    (b"%!PS", "it is a PostScript file"),
-)
-
-
-def _file_kind(head: bytes) -> str:
-    for signature, kind in _SIGNATURES:
-        if head.startswith(signature):
-            return kind
-    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        return "it is a web page (HTML)"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "no '%PDF-' header in its first 1024 bytes"
-    return "it is plain text"
 
 
 def _document_open(path: Path) -> pdfium.PdfDocument:
@@ -338,21 +314,21 @@ def _document_open(path: Path) -> pdfium.PdfDocument:
         raise _open_error(pdfium_c.FPDF_GetLastError())
     if pdfium_c.FPDF_GetPageCount(raw) < 1:
         pdfium_c.FPDF_CloseDocument(raw)
-        raise PdfRejected(
+        raise DocumentRejected(
             "PDF has no pages (its page tree is empty or unreadable): re-export it and upload again",
             code="empty",
         )
     return pdfium.PdfDocument(raw)
 
 
-def _open_error(err_code: int) -> PdfRejected:
+def _open_error(err_code: int) -> DocumentRejected:
     if err_code == pdfium_c.FPDF_ERR_PASSWORD:
-        return PdfRejected(
+        return DocumentRejected(
             "PDF is encrypted with a password: save a copy without the password and upload that",
             code="encrypted",
         )
     if err_code == pdfium_c.FPDF_ERR_SECURITY:
-        return PdfRejected(
+        return DocumentRejected(
             "PDF uses an unsupported encryption scheme: save a copy without encryption and upload that",
             code="encrypted",
         )
@@ -361,13 +337,13 @@ def _open_error(err_code: int) -> PdfRejected:
         pdfium_c.FPDF_ERR_FILE: "file could not be read",
         pdfium_c.FPDF_ERR_PAGE: "page tree is damaged",
     }.get(err_code, f"error {err_code}")
-    return PdfRejected(
+    return DocumentRejected(
         f"PDF is damaged and cannot be read (pdfium: {reason}): re-export or repair it and upload again",
         code="corrupt",
     )
 
 
-def _warnings_build(issues: dict[str, list[int]], pages: list[PageText]) -> tuple[str, ...]:
+def _warnings_build(issues: dict[str, list[int]], pages: list[TextUnit]) -> tuple[str, ...]:
     warnings = [
         template.format(pages=pages_describe(numbers=issues[key]))
         for key, template in _ISSUES.items()

@@ -1,88 +1,43 @@
-"""Choosing and caching the generator.
+"""The generator in use, through the component loader.
 
-`generator_build` is a pure factory; `generator_get` is the one place that reads the Django settings
-`LLM_BACKEND` and `LLM_OPTIONS` and keeps a single instance per process, because a model is gigabytes
-and must be loaded once per worker, not per task. Backend modules are imported only when chosen, so a
-web process that never calls these functions never imports torch or llama.cpp.
+`generator_get` is this process's generator (settings.COMPONENTS["generator"]), built once: a model is
+gigabytes and must be loaded once per worker, not per task. `generator_build` makes a new one by backend
+name or dotted class path (tests, benchmarks, a second generator beside the configured one). Backend
+modules are imported only when chosen, so a web process never imports torch or llama.cpp.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from llm.exceptions import GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams, Generator, messages_fold_system
+from ragsite.components import ComponentError, component, component_named
 
 __all__ = [
-    "BACKENDS",
     "ChatMessage",
     "GenerationParams",
     "Generator",
     "generator_build",
-    "generator_close",
     "generator_get",
-    "generator_reset",
     "messages_fold_system",
 ]
 
-BACKENDS = ("transformers", "llamacpp", "openai")
-
-_lock = threading.Lock()
-_instance: Generator | None = None
-
 
 def generator_build(*, backend: str, **options: Any) -> Generator:
-    """Build (but do not load) a generator; options are the backend class's keyword arguments."""
-    if backend == "transformers":
-        from llm.generators.hf import TransformersGenerator as cls
-    elif backend == "llamacpp":
-        from llm.generators.llamacpp import LlamaCppGenerator as cls  # type: ignore[assignment]
-    elif backend == "openai":
-        from llm.generators.openai_compat import OpenAICompatGenerator as cls  # type: ignore[assignment]
-    else:
-        raise GeneratorUnavailable(
-            f"Unknown LLM backend {backend!r}: set LLM_BACKEND to one of {', '.join(BACKENDS)}."
-        )
+    """Build (but do not load) a generator: `backend` is a name of settings.LLM_BACKENDS or a class's dotted
+    path; options are the class's keyword arguments (RAG_LLM_OPTIONS)."""
+    from django.conf import settings
+
     try:
-        return cls(**options)
-    except TypeError as exc:
-        # A misspelt key in LLM_OPTIONS would otherwise surface as a bare TypeError deep in a worker.
-        raise GeneratorUnavailable(
-            f"Bad LLM_OPTIONS for backend {backend!r} ({exc}): check the option names in "
-            f"{cls.__module__}.{cls.__name__}."
-        ) from exc
+        return component_named(backend, settings.LLM_BACKENDS, what="LLM backend", **options)  # type: ignore[no-any-return]
+    except ComponentError as exc:
+        raise GeneratorUnavailable(f"{exc} (RAG_LLM_BACKEND, RAG_LLM_OPTIONS)") from exc
 
 
 def generator_get() -> Generator:
     """The process-wide generator chosen by settings, built on first use (not loaded: see warm_up)."""
-    global _instance
-    if _instance is not None:
-        return _instance
-    with _lock:
-        if _instance is None:
-            from django.conf import settings
-
-            backend = str(getattr(settings, "LLM_BACKEND", "llamacpp"))
-            options = dict(getattr(settings, "LLM_OPTIONS", None) or {})
-            _instance = generator_build(backend=backend, **options)
-        return _instance
-
-
-def generator_reset() -> None:
-    """Forget the cached generator (tests that change settings)."""
-    global _instance
-    with _lock:
-        _instance = None
-
-
-def generator_close() -> None:
-    """Stop the process's generator threads, if it was built (a worker shutting down).
-
-    transformers' continuous-batching thread is not a daemon: left running, it keeps a worker process
-    alive after Celery's warm shutdown.
-    """
-    instance = _instance
-    close = getattr(instance, "close", None)
-    if close is not None:
-        close()
+    try:
+        return component("generator")  # type: ignore[no-any-return]
+    except ComponentError as exc:
+        raise GeneratorUnavailable(f"{exc}: check RAG_LLM_BACKEND and RAG_LLM_OPTIONS") from exc

@@ -17,6 +17,7 @@ from jinja2 import TemplateError
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system, pieces_cut_at_stop
 from llm.generators.hf_batching import BatchingOptions, ContinuousEngine
+from ragsite.components import LoadsOnce
 from ragsite.logs import log_event
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ DEFAULT_MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
 DEFAULT_MAX_CONTEXT = 8192
 
 
-class TransformersGenerator:
+class TransformersGenerator(LoadsOnce):
     backend = "transformers"
 
     def __init__(
@@ -67,7 +68,6 @@ class TransformersGenerator:
         self._device_map = device_map
         self._local_files_only = local_files_only
         self._max_context = max_context
-        self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self._context_window = 0
@@ -95,13 +95,6 @@ class TransformersGenerator:
                 raise self._unavailable(exc) from exc
             self._context_window = _context_window(config, self._max_context)
         return self._context_window
-
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is None:
-                self._load()
 
     def _offline(self) -> bool:
         from huggingface_hub import constants as hub_constants
@@ -154,7 +147,7 @@ class TransformersGenerator:
             )
             self._engine.start()
             self._engine_warm_up()
-        self._model = model  # last: warm_up's unlocked fast path reads it
+        self._model = model
         log_event(
             logger,
             "generator_loaded",

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system
+from ragsite.components import LoadsOnce
 from ragsite.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _thread_count() -> int:
     return max(1, available // 2)
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(LoadsOnce):
     backend = "llamacpp"
 
     def __init__(
@@ -69,7 +70,6 @@ class LlamaCppGenerator:
         self._n_ctx = n_ctx
         self._n_threads = n_threads or _thread_count()
         self._n_gpu_layers = n_gpu_layers
-        self._load_lock = threading.Lock()
         # One llama.cpp context holds one KV cache: two streams at once would corrupt each other.
         self._run_lock = threading.Lock()
         self._llm: Any = None
@@ -102,13 +102,6 @@ class LlamaCppGenerator:
         # A model trained on a shorter context degrades past it.
         return min(DEFAULT_N_CTX, trained) if isinstance(trained, int) and trained > 0 else DEFAULT_N_CTX
 
-    def warm_up(self) -> None:
-        if self._llm is not None:
-            return
-        with self._load_lock:
-            if self._llm is None:
-                self._load()
-
     def _load(self) -> None:
         started = time.monotonic()
         n_ctx = self.context_window  # also checks that the file is a readable GGUF
@@ -120,7 +113,7 @@ class LlamaCppGenerator:
             ) from exc
         self._formatter = _template_formatter(llm)
         self._fold_system = self._formatter is not None and not _accepts_system(self._formatter)
-        self._llm = llm  # last: warm_up's unlocked fast path reads it
+        self._llm = llm
         log_event(
             logger,
             "generator_loaded",

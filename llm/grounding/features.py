@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from llm.grounding.embedding import SentenceEmbedder
+from llm.embedding import TextEmbedder
 from llm.grounding.lexical import (
     LexicalEvidence,
     Token,
@@ -120,10 +120,10 @@ def _best_overlap(content: frozenset[str], passage_words: list[frozenset[str]]) 
 
 
 def _similarities(
-    embedder: SentenceEmbedder, answer_texts: list[str], passage_texts: list[str], question: str
+    embedder: TextEmbedder, answer_texts: list[str], passage_texts: list[str], question: str
 ) -> tuple[Array, Array, Array]:
     extra = [question] if question else []
-    vectors = embedder.embed(texts=answer_texts + passage_texts + extra).astype(np.float64)
+    vectors = embedder.embed(answer_texts + passage_texts + extra).astype(np.float64)
     n = len(answer_texts)
     ans, psg = vectors[:n], vectors[n : n + len(passage_texts)]
     if len(passage_texts) == 0:
@@ -141,7 +141,7 @@ def answer_analyse(
     answer: str,
     passages: Sequence[str],
     question: str,
-    embedder: SentenceEmbedder,
+    embedder: TextEmbedder,
     passage_limit: int = 80,
 ) -> AnswerAnalysis:
     spans = sentences_split(text=answer)

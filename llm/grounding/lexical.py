@@ -12,22 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-STOPWORDS = frozenset(
-    """
-    a an the and or but nor so yet if then than that this these those there here of in on at to for
-    from by with without within into onto over under about above below between among through during
-    before after since until while as is are was were be been being am do does did done doing have has
-    had having can could may might must shall should will would it its it's they them their theirs
-    he him his she her hers we us our ours you your yours i me my mine who whom whose which what when
-    where why how all any both each either neither few more most other some such no not only own same
-    very too also just can't cannot don't doesn't isn't aren't wasn't weren't won't also however
-    therefore thus hence although though because whether etc e.g i.e one ones s t up down out off
-    again further once per via like well even still much many lot lots get got gets make makes made
-    use used using include includes including based provided passage passages information according
-    mentioned mention mentions text context answer question given specific specifically
-    dollar dollars percent usd
-    """.split()
-)
+from llm.citations import CITATION_BRACKET
+from llm.lexicon import STOPWORDS
 
 _NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -47,8 +33,8 @@ _TOKEN = re.compile(
 
 # Numbers that point at a passage ("[2]", "Passage 3", "passages 1 and 2") are citations, not claims.
 _CITATION = re.compile(
-    r"\[\s*\d+(?:\s*(?:[,;]|[-–])\s*\d+)*\s*\]"
-    r"|\b(?:passages?|sources?|documents?|docs?|contexts?|references?|results?)\s*#?\d+"
+    CITATION_BRACKET.pattern
+    + r"|\b(?:passages?|sources?|documents?|docs?|contexts?|references?|results?)\s*#?\d+"
     r"(?:\s*(?:,|and|&|or|-|–)\s*\d+)*",
     re.IGNORECASE,
 )

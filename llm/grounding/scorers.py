@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llm.grounding.embedding import SentenceEmbedder, embedder_build
+from llm.embedding import TextEmbedder
+from llm.grounding.embedding import embedder_build
 from llm.grounding.features import ANSWER_FEATURES, SENTENCE_FEATURES, answer_analyse
 from llm.grounding.lexical import word_rarity
 from llm.grounding.model import WEIGHTS_DIR, GroundingWeights, weights_apply, weights_load
@@ -34,7 +35,7 @@ class LexicalEmbeddingScorer:
         *,
         threshold: float | None = None,
         weights_path: Path | str | None = None,
-        embedder: SentenceEmbedder | None = None,
+        embedder: TextEmbedder | None = None,
         passage_limit: int = 80,
     ) -> None:
         # The weights are a few hundred numbers: reading them here is cheap and lets a bad file
