@@ -65,6 +65,9 @@ def generator_get() -> Generator:
 
             backend = str(getattr(settings, "LLM_BACKEND", "llamacpp"))
             options = dict(getattr(settings, "LLM_OPTIONS", None) or {})
+            if backend == "transformers":
+                # Where `manage.py lora_train` saves adapters: the worker loads them at start.
+                options.setdefault("adapters_dir", str(getattr(settings, "LLM_ADAPTERS_DIR", "")) or None)
             _instance = generator_build(backend=backend, **options)
         return _instance
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
-from llm.generators.base import ChatMessage, GenerationParams
+from llm.generators.base import ChatMessage, GenerationParams, adapter_refuse
 
 # Llama/Mistral SentencePiece vocabularies average about 3.5 characters per token on English prose,
 # fewer than the 4 usually quoted for OpenAI's tokenizers. Counting low makes the server reject the
@@ -105,6 +105,7 @@ class OpenAICompatGenerator:
         return len(ids)
 
     def stream(self, *, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        adapter_refuse(backend=self.backend, adapter=params.adapter)
         self.warm_up()
         return self._stream(messages, params)
 
