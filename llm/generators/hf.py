@@ -207,6 +207,22 @@ class TransformersGenerator:
             self._engine.stop()
 
     @property
+    def loaded_model(self) -> Any:
+        """The transformers model, loading it first: adapter training (llm.lora) works on it."""
+        self.warm_up()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.warm_up()
+        return self._tokenizer
+
+    def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Token ids of `messages` exactly as `stream` feeds them to the model."""
+        self.warm_up()
+        return self._prompt_ids(messages)
+
+    @property
     def adapters(self) -> tuple[str, ...]:
         """Names of the LoRA adapters loaded beside the base model (known once loaded)."""
         return self._slots.names if self._slots is not None else ()
