@@ -15,18 +15,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
 from django.db import transaction
-from django.utils import timezone
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
 from api.exceptions import AnswerFailed, ApiError, CollectionForbidden, InvalidRequest
 from api.keys import Caller
 from api.schemas import MAX_ID, MAX_TOP_K, NO_NUL, CitationOut, GroundingOut, citations_out, grounding_out
-from api.services import AnswerView, answer_admit
+from api.services import AnswerView, answer_admit, conversation_start_for_key
 from api.streaming import answer_follow, error_payload
 from chat.follow import KEEPALIVE_COMMENT
 from chat.models import Answer
-from chat.services import HISTORY_TURNS, answer_ask, conversation_create, question_clean
+from chat.services import answer_ask, question_clean
 from ingestion.models import Collection
 
 logger = logging.getLogger(__name__)
@@ -131,18 +130,8 @@ def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
     question, history = completion_turns(payload.messages)
     question = question_clean(question)
     answer_admit()
-    now = timezone.now()
     with transaction.atomic():
-        conversation = conversation_create(collection=collection, api_key=caller.key)
-        # The client's earlier turns, marked as not generated here (backend "client", no model call).
-        Answer.objects.bulk_create(
-            Answer(
-                conversation=conversation, source=Answer.Source.API, question=" ".join(q.split())[:4000], text=a.strip(),
-                status=Answer.Status.DONE, backend="client", finished_at=now,
-            )
-            for q, a in history[-HISTORY_TURNS:]
-            if q.strip() and a.strip()
-        )
+        conversation = conversation_start_for_key(caller=caller, collection=collection, history=history)
         return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=payload.top_k)
 
 
