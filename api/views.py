@@ -156,7 +156,7 @@ def collections_list(request: HttpRequest) -> list[CollectionOut]:
 
 
 @router.post(
-    "/search", response={200: SearchOut, **errors(400, 403, 413, 422)}, tags=["collections"],
+    "/search", response={200: SearchOut, **errors(400, 403, 413, 422, 503)}, tags=["collections"],
     summary="The passages that best match a question (no answer)",
 )
 def search(request: HttpRequest, payload: SearchIn) -> SearchOut:
