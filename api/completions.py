@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
 from django.db import transaction
-from django.utils import timezone
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
@@ -26,7 +25,7 @@ from api.streaming import answer_follow, error_payload
 from chat.follow import KEEPALIVE_COMMENT, sse
 from chat.models import Answer
 from chat.records import AnswerView
-from chat.services import HISTORY_TURNS, answer_ask, question_clean
+from chat.services import answer_ask, question_clean
 from ingestion.models import Collection
 from llm.generators.base import ChatMessage
 from llm.prompts import history_pairs
@@ -130,18 +129,9 @@ def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
     question, history = completion_turns(payload.messages)
     question = question_clean(question)
     answer_admit()
-    now = timezone.now()
     with transaction.atomic():
-        conversation = conversation_start_for_key(caller=caller, collection=collection)
-        # The client's earlier turns, marked as not generated here (backend "client", no model call).
-        Answer.objects.bulk_create(
-            Answer(
-                conversation=conversation, source=Answer.Source.API, question=question_clean(q.content),
-                text=a.content.strip(), status=Answer.Status.DONE, backend="client", finished_at=now,
-            )
-            for q, a in history[-HISTORY_TURNS:]
-            if q.content.strip() and a.content.strip()
-        )
+        pairs = [(q.content, a.content) for q, a in history]
+        conversation = conversation_start_for_key(caller=caller, collection=collection, history=pairs)
         return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=payload.top_k)
 
 

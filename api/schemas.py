@@ -38,6 +38,12 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+class TurnIn(Schema):
+    model_config = STRICT
+    question: str = Field(max_length=4000, pattern=NO_NUL)
+    answer: str = Field(max_length=20000, pattern=NO_NUL)
+
+
 class AskIn(Schema):
     model_config = STRICT
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK)
@@ -47,6 +53,33 @@ class AskIn(Schema):
     conversation: int | None = Field(None, ge=1, le=MAX_ID, description="Continue this conversation (this key's)")
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages given to the model")
     stream: bool = Field(False, description="true: server-sent events token, done, grounding (or error)")
+    history: list[TurnIn] | None = Field(
+        None, max_length=50,
+        description="Earlier exchanges held by the client, oldest first, for a new conversation (not with "
+        "`conversation`): the last few become its history, so a follow-up gets a standalone search query",
+    )
+
+
+class SearchIn(Schema):
+    model_config = STRICT
+    question: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)
+    collection: str = Field(max_length=200, pattern=NO_NUL, description="Collection slug")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages to return, best first")
+
+
+class PassageOut(Schema):
+    chunk_id: int
+    document_id: int
+    document: str = Field(description="The document's file name")
+    page: int
+    page_end: int
+    text: str
+    score: float = Field(description="Cosine similarity of the passage to the question")
+
+
+class SearchOut(Schema):
+    collection: str
+    passages: list[PassageOut]
 
 
 class CitationOut(Schema):

@@ -4,6 +4,7 @@ conversations and answers, by the key itself), and an id outside them is NotFoun
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,10 +24,11 @@ from api.exceptions import (
 from api.keys import Caller
 from api.models import KeyConversation
 from chat.models import Answer, Conversation
-from chat.services import answer_ask, conversation_create, question_clean
+from chat.services import HISTORY_TURNS, answer_ask, conversation_create, question_clean
 from ingestion.models import Collection, Document
 from ingestion.services import UploadOutcome, document_delete, document_reindex, document_upload
 from ragsite.logs import log_event
+from retrieval.services import Passage, chunks_search
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +82,6 @@ def document_reindex_for_key(*, caller: Caller, document_id: int) -> Document:
     return document_reindex(document=document_for_key(caller=caller, document_id=document_id))
 
 
-def conversation_start_for_key(*, caller: Caller, collection: Collection) -> Conversation:
-    """A new conversation in one of the key's collections, linked to the key (only it will see it)."""
-    with transaction.atomic():
-        conversation = conversation_create(collection=collection)
-        KeyConversation.objects.create(conversation=conversation, key=caller.key)
-    return conversation
-
-
 def conversations_for_key(*, caller: Caller, collection: str | None = None) -> QuerySet[Conversation]:
     ids = [collection_for_key(caller=caller, slug=collection).id] if collection else caller.collection_ids
     return Conversation.objects.filter(key_link__key=caller.key, collection_id__in=ids).select_related("collection")
@@ -128,11 +122,44 @@ def answer_admit() -> None:
         )
 
 
+def conversation_start_for_key(
+    *, caller: Caller, collection: Collection, history: Sequence[tuple[str, str]] = ()
+) -> Conversation:
+    """A new conversation in one of the key's collections, linked to the key (only it will see it), holding
+    the client's earlier exchanges (question, answer) as history.
+
+    They are marked as not generated here (backend "client", no model call), so no report counts them. An
+    earlier question over the limit is refused like a new one, never cut.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = conversation_create(collection=collection)
+        KeyConversation.objects.create(conversation=conversation, key=caller.key)
+        Answer.objects.bulk_create(
+            Answer(
+                conversation=conversation, source=Answer.Source.API, question=question_clean(q), text=a.strip(),
+                status=Answer.Status.DONE, backend="client", finished_at=now,
+            )
+            for q, a in list(history)[-HISTORY_TURNS:]
+            if q.strip() and a.strip()
+        )
+    return conversation
+
+
+def passages_search_for_key(*, caller: Caller, question: str, collection: str, top_k: int) -> list[Passage]:
+    """The passages of one of the key's collections that best match the question, best first (no answer)."""
+    question = question_clean(question)
+    return chunks_search(collection_id=collection_for_key(caller=caller, slug=collection).id, query=question, k=top_k)
+
+
 def answer_ask_for_key(
-    *, caller: Caller, question: str, collection: str | None, conversation_id: int | None, top_k: int | None
+    *, caller: Caller, question: str, collection: str | None, conversation_id: int | None, top_k: int | None,
+    history: Sequence[tuple[str, str]] = (),
 ) -> Answer:
     """Ask in one of the key's conversations, or start one in one of its collections."""
     question = question_clean(question)  # before anything is created: a refused question leaves no trace
+    if conversation_id is not None and history:
+        raise InvalidRequest("Send `history` to start a conversation, or `conversation` to continue one, not both")
     if conversation_id is not None:
         conversation = conversation_for_key(caller=caller, conversation_id=conversation_id)
         if collection and collection != conversation.collection.slug:
@@ -143,7 +170,7 @@ def answer_ask_for_key(
     elif collection:
         target = collection_for_key(caller=caller, slug=collection)
         answer_admit()
-        conversation = conversation_start_for_key(caller=caller, collection=target)
+        conversation = conversation_start_for_key(caller=caller, collection=target, history=history)
     else:
         raise InvalidRequest("Name a collection (its slug) or continue a conversation (its id)")
     return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=top_k)

@@ -23,6 +23,9 @@ from api.schemas import (
     ConversationPage,
     ErrorOut,
     FeedbackIn,
+    PassageOut,
+    SearchIn,
+    SearchOut,
     answer_out,
     collection_out,
 )
@@ -97,6 +100,7 @@ async def ask(request: HttpRequest, payload: AskIn) -> tuple[int, AnswerOut] | S
     answer = await sync_to_async(services.answer_ask_for_key)(
         caller=caller_of(request), question=payload.question, collection=payload.collection,
         conversation_id=payload.conversation, top_k=payload.top_k,
+        history=[(turn.question, turn.answer) for turn in payload.history or []],
     )
     timeout = settings.API_ANSWER_TIMEOUT
     if payload.stream:
@@ -148,3 +152,27 @@ def conversation_get(request: HttpRequest, conversation_id: IdPath) -> Conversat
 def collections_list(request: HttpRequest) -> list[CollectionOut]:
     """The collections this key may use: their slugs go in `collection` (and in `model` for chat/completions)."""
     return [collection_out(c) for c in caller_of(request).collections]
+
+
+@router.post(
+    "/search", response={200: SearchOut, **errors(400, 403, 413, 422, 503)}, tags=["collections"],
+    summary="The passages that best match a question (no answer)",
+)
+def search(request: HttpRequest, payload: SearchIn) -> SearchOut:
+    """Passages of one of the key's collections, best first, scored by cosine similarity: what the model
+    would be given for this question (before the answer's minimum score). For a client's own retriever,
+    e.g. LangChain's (see `groundrag_langchain`)."""
+    request.api_question = payload.question  # type: ignore[attr-defined]  # logged only if RAG_API_LOG_QUESTIONS
+    found = services.passages_search_for_key(
+        caller=caller_of(request), question=payload.question, collection=payload.collection, top_k=payload.top_k
+    )
+    return SearchOut(
+        collection=payload.collection,
+        passages=[
+            PassageOut(
+                chunk_id=p.chunk_id, document_id=p.document_id, document=p.document_name, page=p.page_start,
+                page_end=p.page_end, text=p.text, score=p.score,
+            )
+            for p in found
+        ],
+    )

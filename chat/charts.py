@@ -23,12 +23,13 @@ def _y(rate: float) -> float:
 
 
 def rate_chart_svg(rows: Sequence[RateRow], *, start: date, end: date) -> str:
-    """Daily flagged share per backend (lines) with its 95% interval (band); one point per day with answers."""
+    """Daily flagged share per backend and adapter (lines) with its 95% interval (band); one point per day."""
     days = (end - start).days + 1
     series: dict[str, list[RateRow]] = defaultdict(list)
     for row in rows:
         if row.day is not None:
-            series[row.backend or "unknown"].append(row)
+            name = row.backend or "unknown"
+            series[f"{name} · {row.adapter}" if row.adapter else name].append(row)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="rate-chart" '
         f'aria-label="Hallucination rate per day">',

@@ -32,9 +32,9 @@ def _days(request: HttpRequest) -> int:
 def dashboard(request: HttpRequest) -> HttpResponse:
     days = _days(request)
     since = timezone.now() - timedelta(days=days)
-    daily = reports.hallucination_rates(since=since, by_collection=False)
+    daily = reports.hallucination_rates(since=since, by_collection=False, by_adapter=True)
     totals = reports.hallucination_rates(since=since, by_day=False, by_collection=False, by_backend=False)
-    groups = reports.hallucination_rates(since=since, by_day=False)
+    groups = reports.hallucination_rates(since=since, by_day=False, by_adapter=True)
     end = timezone.localdate()
     return render(
         request,
@@ -44,6 +44,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "chart": rate_chart_svg(daily, start=end - timedelta(days=days - 1), end=end),
             "total": totals[0] if totals else None,
             "groups": groups,
+            "adapters": any(g.adapter for g in groups),
             "worst": reports.worst_answers(since=since, limit=15),
         },
     )
@@ -53,13 +54,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dashboard_data(request: HttpRequest) -> JsonResponse:
     since = timezone.now() - timedelta(days=_days(request))
-    rows = reports.hallucination_rates(since=since)
+    rows = reports.hallucination_rates(since=since, by_adapter=True)
     return JsonResponse(
         {
             "since": since.isoformat(),
             "rows": [
                 {
                     "day": r.day.isoformat() if r.day else None, "collection": r.collection, "backend": r.backend,
+                    "adapter": r.adapter,
                     "answers": r.answers, "flagged": r.flagged, "rate": r.rate, "ci95": [r.low, r.high],
                 }
                 for r in rows
@@ -73,10 +75,12 @@ class _AnswerCollector:
 
     def collect(self) -> Iterator[Metric]:
         since = timezone.now() - timedelta(days=3650)
-        answers = CounterMetricFamily("rag_answers", "Answers written by the model", labels=["collection", "backend"])
-        flagged = CounterMetricFamily("rag_answers_flagged", "Answers flagged as not grounded", labels=["collection", "backend"])
-        for row in reports.hallucination_rates(since=since, by_day=False):
-            labels = [row.collection or "", row.backend or ""]
+        # adapter: the LoRA adapter that wrote the answers ('' = the base model).
+        labels_of = ["collection", "backend", "adapter"]
+        answers = CounterMetricFamily("rag_answers", "Answers written by the model", labels=labels_of)
+        flagged = CounterMetricFamily("rag_answers_flagged", "Answers flagged as not grounded", labels=labels_of)
+        for row in reports.hallucination_rates(since=since, by_day=False, by_adapter=True):
+            labels = [row.collection or "", row.backend or "", row.adapter or ""]
             answers.add_metric(labels, row.answers)
             flagged.add_metric(labels, row.flagged)
         buckets, count, total = reports.score_histogram()

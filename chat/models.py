@@ -81,6 +81,7 @@ class Answer(models.Model):
     backend = models.CharField(max_length=32, blank=True)
     model_name = models.CharField(max_length=300, blank=True)
     quantization = models.CharField(max_length=100, blank=True)
+    adapter = models.CharField(max_length=100, blank=True, db_index=True)  # the LoRA adapter that wrote it; '' = base
     retrieval_ms = models.FloatField(null=True, blank=True)
     ttft_ms = models.FloatField(null=True, blank=True)
     generation_ms = models.FloatField(null=True, blank=True)

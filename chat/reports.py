@@ -31,6 +31,7 @@ class RateRow:
     rate: float
     low: float
     high: float
+    adapter: str | None = None  # set when grouped by adapter; '' = the base model
 
 
 def wilson_interval(flagged: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -65,7 +66,7 @@ def scored_answers(*, since: datetime, collection_id: int | None = None, backend
 
 def hallucination_rates(
     *, since: datetime, by_day: bool = True, by_collection: bool = True, by_backend: bool = True,
-    collection_id: int | None = None, backend: str | None = None,
+    by_adapter: bool = False, collection_id: int | None = None, backend: str | None = None,
 ) -> list[RateRow]:
     """Share of flagged answers per group, with counts and a 95% interval, oldest day first."""
     keys: list[str] = []
@@ -77,6 +78,8 @@ def hallucination_rates(
         keys.append("conversation__collection__name")
     if by_backend:
         keys.append("backend")
+    if by_adapter:
+        keys.append("adapter")
     counts = {"n": Count("id"), "f": Count("id", filter=Q(grounding_flagged=True))}
     if keys:
         grouped = list(qs.values(*keys).annotate(**counts).order_by(*keys))
@@ -90,6 +93,7 @@ def hallucination_rates(
             RateRow(
                 day=g.get("day"), collection=g.get("conversation__collection__name"), backend=g.get("backend"),
                 answers=g["n"], flagged=g["f"], rate=g["f"] / g["n"] if g["n"] else 0.0, low=low, high=high,
+                adapter=g.get("adapter"),
             )
         )
     return rows

@@ -128,7 +128,8 @@ def answer_ask(
     return answer
 
 
-def _history(answer: Answer) -> list[ChatMessage]:
+def answer_history(*, answer: Answer) -> list[ChatMessage]:
+    """The conversation's last finished exchanges before `answer`, as chat messages (oldest first)."""
     earlier = (
         Answer.objects.filter(conversation_id=answer.conversation_id, id__lt=answer.id, status=Answer.Status.DONE)
         .order_by("-id")
@@ -140,13 +141,16 @@ def _history(answer: Answer) -> list[ChatMessage]:
     return messages
 
 
-def standalone_query(*, question: str, history: Sequence[ChatMessage], generator: Generator | None) -> str:
+def standalone_query(
+    *, question: str, history: Sequence[ChatMessage], generator: Generator | None, adapter: str | None = None
+) -> str:
     """A search query that stands on its own: follow-ups ("and in 2023?") get the context they refer to."""
     if not history:
         return question
     if generator is None or not settings.ANSWER_REWRITE_WITH_LLM:
         return standalone_query_heuristic(question=question, history=history)
-    params = GenerationParams(max_new_tokens=64, temperature=0.0)
+    # The collection's adapter rewrites too: one adapter per question keeps the worker from switching twice.
+    params = GenerationParams(max_new_tokens=64, temperature=0.0, adapter=adapter)
     rewrite = "".join(generator.stream(messages=standalone_query_build(question=question, history=history), params=params))
     return standalone_query_select(rewrite=rewrite, question=question, history=history)
 
@@ -192,9 +196,12 @@ class Generated:
         }
 
 
-def _generate(answer_id: int, generator: Generator, built: BuiltPrompt) -> Generated:
-    """Stream the model's answer into the row; its text, timings and token count."""
-    params = GenerationParams(max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE)
+def _generate(answer_id: int, generator: Generator, built: BuiltPrompt, adapter: str | None) -> Generated:
+    """Stream the model's answer into the row (written by the collection's adapter, if any); its text,
+    timings and token count."""
+    params = GenerationParams(
+        max_new_tokens=settings.LLM_MAX_NEW_TOKENS, temperature=settings.LLM_TEMPERATURE, adapter=adapter
+    )
     flusher = _Flusher(answer_id)
     t0 = time.perf_counter()
     ttft: float | None = None
@@ -238,7 +245,7 @@ def _records(found: Retrieved, built: BuiltPrompt) -> list[PassageRecord]:
 
 def _answer_claim(answer_id: int) -> Answer | None:
     """The answer, now STREAMING; None when it is already final (a redelivered task)."""
-    answer = Answer.objects.select_related("conversation").get(id=answer_id)
+    answer = Answer.objects.select_related("conversation__collection").get(id=answer_id)
     if answer.status in (Answer.Status.DONE, Answer.Status.FAILED):
         return None
     Answer.objects.filter(id=answer_id).update(status=Answer.Status.STREAMING, text="")
@@ -252,15 +259,16 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
         return Answer.objects.get(id=answer_id)
     generator = generator_get()
     generator.warm_up()
-    history = _history(answer)
-    query = standalone_query(question=answer.question, history=history, generator=generator)
+    history = answer_history(answer=answer)
+    adapter = answer.conversation.collection.adapter or None
+    query = standalone_query(question=answer.question, history=history, generator=generator, adapter=adapter)
     found = passages_retrieve(
         collection_id=answer.conversation.collection_id, query=query, k=top_k or settings.ANSWER_TOP_K,
         min_score=settings.ANSWER_MIN_SCORE,
     )
     fields: dict[str, object] = {
         "standalone_query": query, "retrieval_ms": found.ms, "backend": generator.backend,
-        "model_name": generator.model_name, "quantization": generator.quantization,
+        "model_name": generator.model_name, "quantization": generator.quantization, "adapter": adapter or "",
     }
     if not found.passages:
         # Nothing relevant: say so without spending the model's time on a guess.
@@ -269,7 +277,7 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
     records = _records(found, built)
     passages = [r.to_json() for r in records]
     Answer.objects.filter(id=answer_id).update(passages=passages, prompt_tokens=built.prompt_tokens)
-    generated = _generate(answer_id, generator, built)
+    generated = _generate(answer_id, generator, built, adapter)
     cited = citations_parse(answer=generated.text, passage_count=len(records))
     fields.update(
         text=generated.text or NOT_IN_DOCUMENTS, model_called=True, passages=passages, citations=list(cited),
@@ -282,7 +290,8 @@ def _finish(answer_id: int, fields: dict[str, object]) -> Answer:
     Answer.objects.filter(id=answer_id).update(status=Answer.Status.DONE, finished_at=timezone.now(), **fields)
     answer = Answer.objects.get(id=answer_id)
     log_event(
-        logger, "answer_generated", answer=answer.id, backend=answer.backend, model_called=answer.model_called,
+        logger, "answer_generated", answer=answer.id, backend=answer.backend, adapter=answer.adapter or "base",
+        model_called=answer.model_called,
         passages=len(answer.passages), citations=len(answer.citations), prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens, retrieval_ms=answer.retrieval_ms, ttft_ms=answer.ttft_ms,
         generation_ms=answer.generation_ms, tokens_per_second=answer.tokens_per_second,

@@ -8,7 +8,7 @@ from ingestion.models import Chunk, Collection, Document
 
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "adapter", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["members"]
 

@@ -18,6 +18,9 @@ class Collection(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)
+    # The LoRA adapter that answers this collection's questions (a name the gpu worker loaded, e.g. one
+    # trained by `manage.py lora_train`); blank: the base model.
+    adapter = models.CharField(max_length=100, blank=True)
     # Staff see every collection; other users see only those they are granted.
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="collections")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,3 +21,7 @@ class GenerationFailed(LlmError):
 
 class ContextOverflow(LlmError):
     """The prompt does not fit in the model's context window, even with nothing optional left in it."""
+
+
+class TrainingDataInvalid(LlmError):
+    """Adapter training cannot start: too few examples, or none that fits the model's context window."""

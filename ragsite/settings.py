@@ -215,6 +215,9 @@ LLM_OPTIONS: dict[str, Any] = env.json("RAG_LLM_OPTIONS", default={})
 LLM_MAX_NEW_TOKENS = env.int("RAG_LLM_MAX_NEW_TOKENS", default=384)
 LLM_TEMPERATURE = env.float("RAG_LLM_TEMPERATURE", default=0.1)
 LLM_GUARDRAIL = env.bool("RAG_LLM_GUARDRAIL", default=True)
+# LoRA adapters of the transformers backend: every folder here is loaded by the gpu worker under its
+# name (`manage.py lora_train` writes here); a collection names the one that answers it.
+LLM_ADAPTERS_DIR = Path(env.str("RAG_LLM_ADAPTERS_DIR", default=str(DATA_DIR / "adapters")))
 ANSWER_TOP_K = env.int("RAG_ANSWER_TOP_K", default=5)
 ANSWER_MIN_SCORE = env.float("RAG_ANSWER_MIN_SCORE", default=0.25)
 ANSWER_REWRITE_WITH_LLM = env.bool("RAG_ANSWER_REWRITE_WITH_LLM", default=True)
@@ -239,7 +242,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "class": EMBEDDER,
         "options": {"model": EMBEDDER_MODEL, "threads": EMBED_THREADS, "quantize": EMBED_QUANTIZE},
     },
-    "generator": {"class": LLM_BACKENDS.get(LLM_BACKEND, LLM_BACKEND), "options": LLM_OPTIONS},
+    "generator": {
+        "class": LLM_BACKENDS.get(LLM_BACKEND, LLM_BACKEND),
+        # The transformers worker loads the adapters `manage.py lora_train` saved, unless the options say where.
+        "options": {"adapters_dir": str(LLM_ADAPTERS_DIR), **LLM_OPTIONS} if LLM_BACKEND == "transformers" else LLM_OPTIONS,
+    },
     "scorer": {
         "class": GROUNDING_SCORERS.get(GROUNDING_SCORER, GROUNDING_SCORER),
         "options": {"threshold": GROUNDING_THRESHOLD, **GROUNDING_OPTIONS},

@@ -29,6 +29,7 @@ __all__ = [
     "llama_server",
     "smollm2_gguf_path",
     "tiny_mistral_build",
+    "tiny_mixtral_build",
     "tiny_tokenizer_build",
 ]
 
@@ -108,6 +109,38 @@ def tiny_mistral_build(
     )
     torch.manual_seed(seed)
     model = MistralForCausalLM(config)
+    for key, value in (generation or {}).items():
+        setattr(model.generation_config, key, value)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_mixtral_build(path: Path, *, seed: int = 0, generation: dict[str, Any] | None = None) -> Path:
+    """Save a random-weight MixtralForCausalLM (4 experts, 2 per token, GQA) and its tokenizer into `path`."""
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    tokenizer = tiny_tokenizer_build()
+    config = MixtralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=1024,
+        sliding_window=None,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = MixtralForCausalLM(config)
     for key, value in (generation or {}).items():
         setattr(model.generation_config, key, value)
     path.mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,8 @@ def test_metrics_endpoint_needs_a_token_and_counts_answers(log: dict[str, Collec
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
-    assert 'rag_answers_total{backend="llamacpp",collection="HR"} 6.0' in body
-    assert 'rag_answers_flagged_total{backend="transformers",collection="IT"} 1.0' in body
+    assert 'rag_answers_total{adapter="",backend="llamacpp",collection="HR"} 6.0' in body
+    assert 'rag_answers_flagged_total{adapter="",backend="transformers",collection="IT"} 1.0' in body
     assert 'rag_grounding_score_bucket{le="0.1"} 4.0' in body and "rag_grounding_score_count 10.0" in body
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from llm.exceptions import GeneratorUnavailable
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -29,6 +31,9 @@ class GenerationParams:
     temperature: float = 0.1
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
+    # The LoRA adapter to answer with (a name the backend was configured with); None: the base model.
+    # Chat passes the collection's adapter here, so llm never needs to know what a collection is.
+    adapter: str | None = None
 
 
 @runtime_checkable
@@ -90,6 +95,18 @@ def messages_fold_system(messages: Sequence[ChatMessage]) -> tuple[ChatMessage, 
             rest[index] = ChatMessage(role="user", content=f"{system}\n\n{message.content}")
             return tuple(rest)
     return (ChatMessage(role="user", content=system), *rest)
+
+
+def adapter_refuse(*, backend: str, adapter: str | None) -> None:
+    """Fail clearly when a backend that cannot switch LoRA adapters is asked for one.
+
+    Answering with the base model instead would record answers as the adapter's that it never wrote.
+    """
+    if adapter is not None:
+        raise GeneratorUnavailable(
+            f"The {backend} backend cannot serve LoRA adapter {adapter!r}: use the transformers backend "
+            "(RAG_LLM_BACKEND=transformers), or clear the collection's adapter in the admin."
+        )
 
 
 def pieces_cut_at_stop(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:

@@ -1,7 +1,8 @@
 """Transformers backend: any causal LM with a chat template, 4-bit NF4 through bitsandbytes by default.
 
 Mistral-7B-Instruct and Mixtral-8x7B-Instruct go through the same code: nothing here is specific to a
-model beyond what its config and tokenizer say.
+model beyond what its config and tokenizer say (Mixtral's fused experts are quantized by hf_moe.py).
+LoRA adapters (`adapters`, `adapters_dir`) are served from one base model: see hf_adapters.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jinja2 import TemplateError
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
 from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system, pieces_cut_at_stop
+from llm.generators.hf_adapters import AdapterGate, LoraSlots, adapters_resolve, pieces_gated
 from llm.generators.hf_batching import BatchingOptions, ContinuousEngine
 from ragsite.components import LoadsOnce
 from ragsite.logs import log_event
@@ -45,6 +47,9 @@ class TransformersGenerator(LoadsOnce):
         max_context: int | None = DEFAULT_MAX_CONTEXT,
         batching: str = "auto",
         batching_options: dict[str, Any] | None = None,
+        adapters: dict[str, str] | None = None,
+        adapters_dir: str | None = None,
+        quantize_experts: bool = True,
     ) -> None:
         if quantization not in ("nf4", "none"):
             raise GeneratorUnavailable(
@@ -73,11 +78,18 @@ class TransformersGenerator(LoadsOnce):
         self._context_window = 0
         # Learned on the first template call: does this template reject a 'system' role?
         self._fold_system = False
+        self._adapter_paths = dict(adapters or {})
+        self._adapters_dir = adapters_dir
+        self._slots: LoraSlots | None = None
+        self._gate: AdapterGate | None = None
+        self._quantize_experts = quantize_experts
+        self._experts_quantized = 0
 
     @property
     def quantization(self) -> str:
         if self._quant == "nf4":
             extra = ", double-quant" if self._double_quant else ""
+            extra += ", experts nf4" if self._experts_quantized else ""
             return f"nf4-4bit (bnb, bf16 compute{extra})"
         if self._model is None:
             return "none (full precision)"
@@ -139,6 +151,15 @@ class TransformersGenerator(LoadsOnce):
                 f"The tokenizer of {self.model_name!r} has no chat template: use an instruct/chat model."
             )
         model.eval()
+        if self._quant == "nf4" and self._quantize_experts:
+            from llm.generators.hf_moe import experts_quantize
+
+            self._experts_quantized = experts_quantize(model, double_quant=self._double_quant)
+        # Before the batching engine starts: its CUDA graphs must be captured with the adapter slot in place.
+        found = adapters_resolve(adapters=self._adapter_paths, directory=self._adapters_dir)
+        if found:
+            self._slots = LoraSlots(model=model, adapters=found)
+            self._gate = AdapterGate(self._slots.switch)
         self._tokenizer = tokenizer
         self._context_window = _context_window(model.config, self._max_context)
         if self._batching == "continuous" or (self._batching == "auto" and model.device.type == "cuda"):
@@ -158,6 +179,7 @@ class TransformersGenerator(LoadsOnce):
             device=str(model.device),
             context_window=self._context_window,
             batching="continuous" if self._engine is not None else "off",
+            adapters=",".join(self.adapters) or "none",
             seconds=time.monotonic() - started,
         )
 
@@ -178,6 +200,27 @@ class TransformersGenerator(LoadsOnce):
             self._engine.stop()
 
     @property
+    def loaded_model(self) -> Any:
+        """The transformers model, loading it first: adapter training (llm.lora) works on it."""
+        self.warm_up()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.warm_up()
+        return self._tokenizer
+
+    def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Token ids of `messages` exactly as `stream` feeds them to the model."""
+        self.warm_up()
+        return self._prompt_ids(messages)
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """Names of the LoRA adapters loaded beside the base model (known once loaded)."""
+        return self._slots.names if self._slots is not None else ()
+
+    @property
     def batching(self) -> str:
         return "continuous" if self._engine is not None else "off"
 
@@ -193,6 +236,13 @@ class TransformersGenerator(LoadsOnce):
 
     def stream(self, *, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         self.warm_up()
+        if params.adapter is not None and params.adapter not in self.adapters:
+            loaded = ", ".join(self.adapters) or "none"
+            raise GeneratorUnavailable(
+                f"No LoRA adapter {params.adapter!r} is loaded (loaded: {loaded}). Train it into "
+                f"{self._adapters_dir or 'the adapters directory'} with `manage.py lora_train` and restart the "
+                "gpu worker, or name its folder in LLM_OPTIONS 'adapters'."
+            )
         ids = self._prompt_ids(messages)
         room = self._context_window - len(ids)
         if room <= 0:
@@ -207,6 +257,8 @@ class TransformersGenerator(LoadsOnce):
             )
         else:
             pieces = self._generate(ids, params, max_new)
+        if self._gate is not None:
+            pieces = pieces_gated(self._gate, params.adapter, pieces)
         return pieces_cut_at_stop(pieces, params.stop)
 
     def _generate(self, ids: list[int], params: GenerationParams, max_new: int) -> Iterator[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
-from llm.generators.base import ChatMessage, GenerationParams, messages_fold_system
+from llm.generators.base import ChatMessage, GenerationParams, adapter_refuse, messages_fold_system
 from ragsite.components import LoadsOnce
 from ragsite.logs import log_event
 
@@ -158,6 +158,7 @@ class LlamaCppGenerator(LoadsOnce):
         return content + FALLBACK_MESSAGE_OVERHEAD_TOKENS * (len(messages) + 1)
 
     def stream(self, *, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        adapter_refuse(backend=self.backend, adapter=params.adapter)
         self.warm_up()
         return self._stream(messages, params)
 

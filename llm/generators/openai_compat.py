@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llm.exceptions import ContextOverflow, GenerationFailed, GeneratorUnavailable
-from llm.generators.base import ChatMessage, GenerationParams
+from llm.generators.base import ChatMessage, GenerationParams, adapter_refuse
 from ragsite.components import LoadsOnce
 
 # Llama/Mistral SentencePiece vocabularies average about 3.5 characters per token on English prose,
@@ -98,6 +98,7 @@ class OpenAICompatGenerator(LoadsOnce):
         return len(ids)
 
     def stream(self, *, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        adapter_refuse(backend=self.backend, adapter=params.adapter)
         self.warm_up()
         return self._stream(messages, params)
 
