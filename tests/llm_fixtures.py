@@ -80,73 +80,49 @@ def tiny_tokenizer_build() -> Any:
     return tokenizer
 
 
+def _tiny_save(path: Path, *, family: str, seed: int, generation: dict[str, Any] | None, **shape: Any) -> Path:
+    """Save a random-weight causal LM of `family` ("Mistral", "Mixtral"), 2 layers of width 64 with GQA,
+    and the tiny tokenizer into `path`."""
+    import torch
+    import transformers
+
+    tokenizer = tiny_tokenizer_build()
+    config = getattr(transformers, f"{family}Config")(
+        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False, **shape,
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, f"{family}ForCausalLM")(config)
+    for key, value in (generation or {}).items():
+        setattr(model.generation_config, key, value)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def tiny_mistral_build(
     path: Path, *, seed: int = 0, generation: dict[str, Any] | None = None, window: int = 256
 ) -> Path:
-    """Save a random-weight MistralForCausalLM (GQA, sliding window) and its tokenizer into `path`.
+    """A random-weight MistralForCausalLM (GQA, sliding window) and its tokenizer, saved into `path`.
 
     `generation` overrides the saved generation config, e.g. `suppress_tokens` so that a random model
     never ends early, or `exponential_decay_length_penalty` so that it reliably does. `window` is the
     sliding window, which is also the context the generator allows.
     """
-    import torch
-    from transformers import MistralConfig, MistralForCausalLM
-
-    tokenizer = tiny_tokenizer_build()
-    config = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=max(512, window),
-        sliding_window=window,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+    return _tiny_save(
+        path, family="Mistral", seed=seed, generation=generation, intermediate_size=128,
+        max_position_embeddings=max(512, window), sliding_window=window,
     )
-    torch.manual_seed(seed)
-    model = MistralForCausalLM(config)
-    for key, value in (generation or {}).items():
-        setattr(model.generation_config, key, value)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def tiny_mixtral_build(path: Path, *, seed: int = 0, generation: dict[str, Any] | None = None) -> Path:
-    """Save a random-weight MixtralForCausalLM (4 experts, 2 per token, GQA) and its tokenizer into `path`."""
-    import torch
-    from transformers import MixtralConfig, MixtralForCausalLM
-
-    tokenizer = tiny_tokenizer_build()
-    config = MixtralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_local_experts=4,
-        num_experts_per_tok=2,
-        max_position_embeddings=1024,
-        sliding_window=None,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+    """A random-weight MixtralForCausalLM (4 experts, 2 per token, GQA) and its tokenizer, saved into `path`."""
+    return _tiny_save(
+        path, family="Mixtral", seed=seed, generation=generation, intermediate_size=96, num_local_experts=4,
+        num_experts_per_tok=2, max_position_embeddings=1024, sliding_window=None,
     )
-    torch.manual_seed(seed)
-    model = MixtralForCausalLM(config)
-    for key, value in (generation or {}).items():
-        setattr(model.generation_config, key, value)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def gguf_with_chat_template(source: Path, target: Path, template: str) -> Path:

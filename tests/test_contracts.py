@@ -118,8 +118,13 @@ class TestGeneratorContract:
     def test_streams_text_within_the_token_limit(self, generator: Generator) -> None:
         pieces = list(generator.stream(messages=QUESTION, params=GenerationParams(max_new_tokens=8, temperature=0.0)))
         assert pieces and all(isinstance(p, str) for p in pieces)
-        answer = [*QUESTION, ChatMessage("assistant", "".join(pieces))]
-        assert generator.count_tokens(answer) - generator.count_tokens(QUESTION) <= 8 + 4  # template tokens
+        # Its text, counted by the generator: decoded pieces may re-tokenize a little differently, and a remote
+        # server without a named tokenizer is counted by an estimate that errs high. A stream that ran past
+        # its limit (to 32 here) would still be far over this.
+        text_tokens = generator.count_tokens([ChatMessage("user", "".join(pieces))]) - generator.count_tokens(
+            [ChatMessage("user", "")]
+        )
+        assert 0 < text_tokens <= 2 * 8
 
     def test_closing_a_stream_early_leaves_it_usable(self, generator: Generator) -> None:
         params = GenerationParams(max_new_tokens=32, temperature=0.0)
