@@ -249,6 +249,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
 # One parser per file type (ingestion/parsers), picked by the media type sniffed from a file's bytes.
 PARSERS: list[dict[str, Any]] = [
     {"class": "ingestion.parsers.pdf.PdfParser", "options": {"ocr": PDF_OCR, "max_pages": MAX_PDF_PAGES}},
+    {"class": "ingestion.parsers.docx.DocxParser", "options": {}},
+    {"class": "ingestion.parsers.html.HtmlParser", "options": {}},
+    {"class": "ingestion.parsers.markdown.MarkdownParser", "options": {}},
+    {"class": "ingestion.parsers.plaintext.PlainTextParser", "options": {}},
 ]
 
 # Models ship inside packages or sit in local folders: no library may reach for a model hub at run time.

@@ -81,6 +81,7 @@ class PdfParser:
 
     media_types = ("application/pdf",)
     label = "PDF"
+    extensions = (".pdf",)
 
     def __init__(self, *, ocr: bool = True, max_pages: int = 5000) -> None:
         self._ocr = ocr
