@@ -159,9 +159,9 @@ def test_blank_page_is_empty_and_named_in_a_warning(tmp_path: Path) -> None:
     ("maker", "looks_like"),
     [
         (make.make_png_named_pdf, "PNG image"),
-        (make.make_docx_named_pdf, "ZIP/Office"),
+        (make.make_docx_named_pdf, "Word document (.docx)"),
         (lambda p: (p.write_text("Dear team,\nplease find the figures below.\n"), p)[1], "plain text"),
-        (lambda p: (p.write_bytes(bytes(range(256)) * 8), p)[1], "no '%PDF-' header"),
+        (lambda p: (p.write_bytes(bytes(range(256)) * 8), p)[1], "binary data of an unknown kind"),
     ],
 )
 def test_file_that_is_not_a_pdf_is_rejected_saying_what_it_looks_like(
