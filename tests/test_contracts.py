@@ -16,7 +16,7 @@ from django.conf import settings
 
 from ingestion.embedding import Embedder, SentenceTransformerEmbedder
 from ingestion.exceptions import DocumentRejected
-from ingestion.ocr import RapidOcrEngine
+from ingestion.ocr import RapidOcrEngine, TesseractOcrEngine
 from ingestion.parsers import Parser, parsers
 from llm.generators import ChatMessage, GenerationParams, Generator, generator_build
 from llm.grounding import GroundingResult, GroundingScorer, scorer_build
@@ -221,7 +221,12 @@ class TestParserContract:
 
 # --- OCR engine -----------------------------------------------------------------------------------------
 
-OCR_ENGINES: dict[str, Callable[[], Any]] = {"ingestion.ocr.RapidOcrEngine": lambda: RapidOcrEngine()}
+OCR_ENGINES: dict[str, Callable[[], Any]] = {
+    "ingestion.ocr.RapidOcrEngine": lambda: RapidOcrEngine(),
+    "ingestion.ocr.TesseractOcrEngine": lambda: TesseractOcrEngine(),
+    # A machine without the tesseract packages: the same engine, falling back to RapidOCR.
+    "ingestion.ocr.TesseractOcrEngine (fallback)": lambda: TesseractOcrEngine(languages="xxx"),
+}
 
 
 def test_the_configured_ocr_engine_is_covered() -> None:
