@@ -3,7 +3,9 @@
 FROM python:3.11-slim
 # Model hub access is a setting (RAG_HF_OFFLINE, default 1: local files only), not baked into the image.
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# Tesseract with its English, French, German and Spanish models: the OCR engine (ingestion/ocr.py).
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake libgomp1 \
+    tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.txt .

@@ -23,7 +23,9 @@ def documents_list(request: HttpRequest, filters: Query[DocumentFilter]) -> Docu
 
 @router.post("/documents", response={201: UploadOut, 200: UploadOut, **errors(400, 403, 413, 422)})
 def document_upload(request: HttpRequest, collection: Form[str], file: File[UploadedFile]) -> tuple[int, UploadOut]:
-    """Upload one PDF (multipart: `collection`, `file`); it is ingested in the background: poll its status.
+    """Upload one document (multipart: `collection`, `file`): PDF, Word (.docx), HTML, Markdown or plain text,
+    told by its content, not its name. It is ingested in the background: poll its status. A file of another
+    type is refused at once (status `failed`, `error_code` `unsupported_type`, an error naming what it is).
 
     Needs a key allowed to manage documents. 200 when the same file is already in the collection.
     """

@@ -87,8 +87,12 @@ class CitationOut(Schema):
     cited: bool
     document_id: int
     document: str
-    page: int
+    page: int = Field(description="The first page; for a document of sections (Word, HTML, Markdown, text) the section's position")
     page_end: int
+    section: str = Field(
+        default="", description="The section's title, for documents of sections; '' for PDF pages (cite `page`)"
+    )
+    where: str = Field(description="How a citation names the place: 'p. 4', 'pp. 4-5', or the section's title")
     text: str
     score: float
 
@@ -179,7 +183,8 @@ class DocumentOut(Schema):
     status: DocumentStatus
     progress: float
     stage: str
-    page_count: int | None
+    page_count: int | None = Field(description="Pages, or sections for documents without pages (see `unit`)")
+    unit: Literal["page", "section"] = Field(description="What the document's passages cite: pages (PDF) or sections")
     size: int
     error: str
     error_code: str
@@ -212,7 +217,8 @@ def citations_out(sources: Sequence[Source]) -> list[CitationOut]:
     return [
         CitationOut(
             n=s.record.n, cited=s.cited, document_id=s.record.document_id, document=s.record.document_name,
-            page=s.record.page_start, page_end=s.record.page_end, score=s.record.score, text=s.record.text,
+            page=s.record.page_start, page_end=s.record.page_end, section=s.record.section, where=s.record.where,
+            score=s.record.score, text=s.record.text,
         )
         for s in sources
     ]

@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from llm.citations import passage_where
+
 
 @dataclass(frozen=True)
 class PassageRecord:
@@ -23,10 +25,12 @@ class PassageRecord:
     page_end: int
     score: float
     text: str  # as in the prompt (a passage cut to fit the window carries the cut text)
+    section: str = ""  # the section's title, for documents of sections; '' for pages (and in older answers)
 
     @property
-    def pages(self) -> str:
-        return f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
+    def where(self) -> str:
+        """Where the passage is, as a citation says it: 'p. 4', 'pp. 4-5' or the section's title."""
+        return passage_where(section=self.section, page_start=self.page_start, page_end=self.page_end)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +41,7 @@ class PassageRecord:
             n=int(data["n"]), chunk_id=int(data["chunk_id"]), document_id=int(data["document_id"]),
             document_name=str(data["document_name"]), page_start=int(data["page_start"]),
             page_end=int(data["page_end"]), score=float(data["score"]), text=str(data.get("text", "")),
+            section=str(data.get("section", "")),
         )
 
 

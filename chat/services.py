@@ -222,7 +222,8 @@ def _generate(answer_id: int, generator: Generator, built: BuiltPrompt, adapter:
 def _prompt(answer: Answer, found: Retrieved, history: Sequence[ChatMessage], generator: Generator) -> BuiltPrompt:
     return prompt_build(
         question=answer.question,
-        passages=[PromptPassage(p.chunk_id, p.document_name, p.page_start, p.page_end, p.text, p.score) for p in found.passages],
+        passages=[PromptPassage(p.chunk_id, p.document_name, p.page_start, p.page_end, p.text, p.score, p.section)
+            for p in found.passages],
         history=history,
         generator=generator,
         max_new_tokens=settings.LLM_MAX_NEW_TOKENS,
@@ -238,6 +239,7 @@ def _records(found: Retrieved, built: BuiltPrompt) -> list[PassageRecord]:
         PassageRecord(
             n=n, chunk_id=kept.chunk_id, document_id=by_id[kept.chunk_id].document_id, document_name=kept.document_title,
             page_start=kept.page_start, page_end=kept.page_end, score=round(kept.score, 4), text=kept.text,
+            section=kept.section,
         )
         for n, kept in enumerate(built.passages, start=1)
     ]

@@ -60,7 +60,7 @@ def answer_payload(view: AnswerView) -> dict[str, object]:
         "html": answer_html(text=answer.text, passage_urls=urls, unsupported=grounding.unsupported if grounding else ()),
         "error": answer.error,
         "sources": [
-            {**s.record.to_json(), "pages": s.record.pages, "cited": s.cited, "url": urls[s.record.n]} for s in view.sources
+            {**s.record.to_json(), "where": s.record.where, "cited": s.cited, "url": urls[s.record.n]} for s in view.sources
         ],
         "grounding": None if grounding is None else {
             "score": round(grounding.score, 3), "flagged": grounding.flagged, "threshold": grounding.threshold,

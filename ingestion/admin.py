@@ -15,11 +15,13 @@ class CollectionAdmin(admin.ModelAdmin):
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["original_name", "collection", "status", "progress", "page_count", "size", "created_at"]
-    list_filter = ["status", "collection"]
+    # Files of every parser's type may be added here (PDF, Word, HTML, Markdown, text): the same service as the
+    # upload page sniffs the bytes and refuses other types with a reason.
+    list_display = ["original_name", "collection", "status", "progress", "page_count", "unit", "size", "created_at"]
+    list_filter = ["status", "unit", "collection"]
     search_fields = ["original_name", "sha256"]
     readonly_fields = [
-        "sha256", "size", "page_count", "status", "progress", "stage", "error", "error_code", "warnings",
+        "sha256", "size", "page_count", "unit", "status", "progress", "stage", "error", "error_code", "warnings",
         "attempts", "started_at", "finished_at", "uploaded_by", "original_name",
     ]
     actions = ["reindex"]
@@ -54,8 +56,8 @@ class DocumentAdmin(admin.ModelAdmin):
 
 @admin.register(Chunk)
 class ChunkAdmin(admin.ModelAdmin):
-    list_display = ["document", "ordinal", "page_start", "page_end", "token_count"]
+    list_display = ["document", "ordinal", "page_start", "page_end", "section", "token_count"]
     list_filter = ["document__collection"]
     search_fields = ["text"]
     exclude = ["embedding"]
-    readonly_fields = ["document", "ordinal", "text", "page_start", "page_end", "token_count"]
+    readonly_fields = ["document", "ordinal", "text", "page_start", "page_end", "section", "token_count"]

@@ -1,13 +1,13 @@
-"""Split page texts into chunks measured in the embedding model's tokens.
+"""Split the units of a document (pages, or sections) into chunks measured in the embedding model's tokens.
 
-Chunks never cross a page break: every passage the service cites then names exactly one page, which is
-what a reader checks. Pure: the token counter is injected (as in LangChain's splitters), so this runs in
+Chunks never cross a unit boundary: every passage the service cites then names exactly one page, or one
+section (whose title each chunk keeps), which is what a reader checks. Pure: the token counter is injected (as in LangChain's splitters), so this runs in
 tests without a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -23,6 +23,7 @@ class ChunkDraft:
     page_start: int
     page_end: int
     token_count: int
+    section: str = ""  # the section's title, for documents of sections ('' for pages)
 
 
 def chunks_split(
@@ -31,8 +32,12 @@ def chunks_split(
     count_tokens: Callable[[str], int],
     chunk_tokens: int,
     overlap_tokens: int,
+    titles: Mapping[int, str] | None = None,
 ) -> list[ChunkDraft]:
-    """Chunks of at most `chunk_tokens` tokens (by `count_tokens`), overlapping by about `overlap_tokens`."""
+    """Chunks of at most `chunk_tokens` tokens (by `count_tokens`), overlapping by about `overlap_tokens`.
+
+    `pages` are (unit number, text); `titles` the section title of each unit number, for documents of sections.
+    """
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_tokens,
         chunk_overlap=overlap_tokens,
@@ -46,5 +51,6 @@ def chunks_split(
         if not text.strip():
             continue
         for piece in splitter.split_text(text.strip()):
-            drafts.append(ChunkDraft(len(drafts), piece, number, number, count_tokens(piece)))
+            section = titles.get(number, "") if titles else ""
+            drafts.append(ChunkDraft(len(drafts), piece, number, number, count_tokens(piece), section))
     return drafts

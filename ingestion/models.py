@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.text import slugify
 
+from llm.citations import passage_where
+
 
 def vector_bytes(vector: np.ndarray) -> bytes:
     """How vectors are stored: float32, little-endian (what `Chunk.vector` and `Document.card_vector` read)."""
@@ -38,8 +40,10 @@ class Collection(models.Model):
 
 
 def document_upload_path(instance: Document, filename: str) -> str:
-    # Files are stored by hash, never by the uploader's name: names may contain anything.
-    return f"documents/{instance.collection_id}/{instance.sha256}.pdf"
+    # Files are stored by hash, never by the uploader's name: names may contain anything. The extension is
+    # the one of the sniffed type (ingestion.services.document_upload names the file '<sha256><extension>').
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return f"documents/{instance.collection_id}/{instance.sha256}.{suffix if suffix.isalnum() and len(suffix) <= 8 else 'bin'}"
 
 
 class Document(models.Model):
@@ -54,7 +58,10 @@ class Document(models.Model):
     original_name = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
-    page_count = models.PositiveIntegerField(null=True, blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)  # pages, or sections (see `unit`)
+    # What the document's units are: 'page' (PDF) or 'section' (Word, HTML, Markdown, text): citations say
+    # "p. N" for pages and the section's title for sections.
+    unit = models.CharField(max_length=16, default="page")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0)  # 0..1
     stage = models.CharField(max_length=64, blank=True)  # what the worker is doing, for the progress bar
@@ -102,6 +109,9 @@ class Chunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField()
+    # The title of the section the chunk lies in, for documents of sections ('' for pages, which citations
+    # give as "p. N"); page_start and page_end then hold the section's position.
+    section = models.CharField(max_length=300, blank=True, default="")
     embedding = models.BinaryField()  # float32, L2-normalized, little-endian
 
     class Meta:
@@ -109,7 +119,12 @@ class Chunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal")]
 
     def __str__(self) -> str:
-        return f"{self.document_id}#{self.ordinal} p.{self.page_start}"
+        return f"{self.document_id}#{self.ordinal} {self.where}"
+
+    @property
+    def where(self) -> str:
+        """Where in its document the chunk is, as a citation says it: the section's title, or the page."""
+        return passage_where(section=self.section, page_start=self.page_start, page_end=self.page_end)
 
     def vector(self) -> np.ndarray:
         return np.frombuffer(bytes(self.embedding), dtype="<f4")

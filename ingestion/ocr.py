@@ -1,8 +1,15 @@
-"""OCR of rendered page images with RapidOCR (ONNX models shipped inside the package; no download).
+"""OCR of rendered page images: Tesseract (Debian's tesseract-ocr with its English, French, German and Spanish
+models, through pytesseract) where installed, else RapidOCR (ONNX models shipped inside the package).
 
-The engine is heavy (three ONNX sessions, about a second to build), so it is the `ocr` component
-(settings.COMPONENTS): built once per process on the first page that needs it, so web processes and
-`migrate` never pay for it. Its `warm_up()` loads it ahead of time and is safe to call twice.
+RapidOCR's bundled models are Chinese/English: they drop accents and the spaces around them ("Portez ce vieux
+whisky" came out "Portezcevieuxwhisky"), so French, German and Spanish scans were read poorly; Tesseract's
+Latin models keep both (bench/ocr.py measures it). Tesseract is a system package, which `make test` installs
+(scripts/system-deps.sh) but a bare machine running `make run` may lack: then TesseractOcrEngine logs a
+warning and reads with RapidOCR, so OCR still works. Nothing is downloaded at run time by either.
+
+The engine is the `ocr` component (settings.COMPONENTS): built once per process on the first page that needs
+it, so web processes and `migrate` never pay for it. Its `warm_up()` loads it ahead of time and is safe to
+call twice.
 
 RapidOCR returns one box per detected text line, sorted top-to-bottom, which interleaves the lines
 of side-by-side columns. `_reading_order` puts them back in reading order with a recursive XY-cut.
@@ -85,6 +92,123 @@ class RapidOcrEngine(LoadsOnce):
             raise OcrFailed(f"OCR engine failed: {type(exc).__name__}: {exc}") from exc
         boxes = [_box_from(item) for item in result or ()]
         return _text_join(_reading_order([b for b in boxes if b.text]))
+
+
+class TesseractOcrEngine(LoadsOnce):
+    """Tesseract 5 (LSTM models) through pytesseract, one `tesseract` process per page.
+
+    `languages` are Tesseract's model names joined by '+' ("eng+fra+deu+spa": one pass reads a page in any of
+    them; those not installed are left out with a warning). `psm` is the page segmentation mode (3: automatic,
+    columns found by Tesseract's layout analysis). `timeout` (s) bounds one page. Without the tesseract
+    binary or any of the models, `fallback` (a class's dotted path) reads instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        languages: str = "eng+fra+deu+spa",
+        psm: int = 3,
+        timeout: float = 120.0,
+        fallback: str = "ingestion.ocr.RapidOcrEngine",
+    ) -> None:
+        self._requested = languages
+        self._languages = ""
+        self._psm = psm
+        self._timeout = timeout
+        self._fallback_path = fallback
+        self._fallback: OcrEngine | None = None
+
+    @property
+    def languages(self) -> str:
+        """The models this engine reads with ('' before warm_up, or when it fell back)."""
+        return self._languages
+
+    @property
+    def fell_back(self) -> bool:
+        return self._fallback is not None
+
+    def _load(self) -> None:
+        import pytesseract
+
+        try:
+            installed = set(pytesseract.get_languages(config=""))
+        except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError, OSError) as exc:
+            self._fall_back(f"tesseract is not installed or does not run ({type(exc).__name__})")
+            return
+        wanted = [lang for lang in self._requested.split("+") if lang]
+        usable = [lang for lang in wanted if lang in installed]
+        if not usable:
+            self._fall_back(f"none of the Tesseract models {self._requested} is installed")
+            return
+        if len(usable) < len(wanted):
+            logger.warning(
+                "event=ocr_languages_missing",
+                extra={"missing": "+".join(sorted(set(wanted) - set(usable))), "using": "+".join(usable)},
+            )
+        self._languages = "+".join(usable)
+        logger.info("event=ocr_engine_built", extra={"engine": "tesseract", "languages": self._languages})
+
+    def _fall_back(self, reason: str) -> None:
+        from ragsite.components import component_at
+
+        logger.warning(
+            "event=ocr_engine_fallback",
+            extra={"reason": reason, "fallback": self._fallback_path,
+                   "fix": "apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa"},
+        )
+        fallback: OcrEngine = component_at(self._fallback_path)
+        fallback.warm_up()
+        self._fallback = fallback
+
+    def read(self, *, image: np.ndarray) -> str:
+        if image.ndim not in (2, 3) or image.size == 0:
+            raise OcrFailed(f"OCR needs a non-empty 2-D image, got shape {image.shape}")
+        self.warm_up()
+        if self._fallback is not None:
+            return self._fallback.read(image=image)
+        import pytesseract
+        from PIL import Image
+
+        if image.ndim == 3 and image.shape[2] != 3:
+            raise OcrFailed(f"OCR engine failed: an image of {image.shape[2]} channels (grey or BGR wanted)")
+        picture = Image.fromarray(image if image.ndim == 2 else np.ascontiguousarray(image[:, :, ::-1]))
+        try:
+            data = pytesseract.image_to_data(
+                picture, lang=self._languages, config=f"--psm {self._psm}", timeout=self._timeout,
+                output_type=pytesseract.Output.DICT,
+            )
+        except (pytesseract.TesseractError, RuntimeError, OSError) as exc:  # RuntimeError: the timeout
+            raise OcrFailed(f"OCR engine failed (tesseract): {type(exc).__name__}: {str(exc)[:200]}") from exc
+        # Tesseract's lines, cut where words stand a column gutter apart, then put in reading order by the
+        # same XY-cut as RapidOCR's boxes (Tesseract alone reads short aligned columns across, as rows).
+        return _text_join(_reading_order(_tesseract_boxes(data)))
+
+
+def _tesseract_boxes(data: dict[str, list[Any]]) -> list[_Box]:
+    lines: dict[tuple[int, int, int], list[_Box]] = {}
+    for k, word in enumerate(data["text"]):
+        if str(word).strip() and float(data["conf"][k]) >= 0:
+            x, y, w, h = (int(data[key][k]) for key in ("left", "top", "width", "height"))
+            key = (int(data["block_num"][k]), int(data["par_num"][k]), int(data["line_num"][k]))
+            lines.setdefault(key, []).append(_Box(x, y, x + w, y + h, str(word).strip()))
+    boxes: list[_Box] = []
+    for words in lines.values():
+        height = statistics.median(b.height for b in words)
+        segment = [words[0]]
+        for word in words[1:]:
+            if word.x0 - segment[-1].x1 > 2.5 * height:  # a gutter, not a space between words
+                boxes.append(_merged(segment))
+                segment = []
+            segment.append(word)
+        boxes.append(_merged(segment))
+    return boxes
+
+
+def _merged(words: list[_Box]) -> _Box:
+    return _Box(
+        min(b.x0 for b in words), min(b.y0 for b in words), max(b.x1 for b in words), max(b.y1 for b in words),
+        " ".join(b.text for b in words),
+    )
 
 
 def image_ocr(*, image: np.ndarray) -> str:

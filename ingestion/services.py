@@ -23,7 +23,7 @@ from ingestion.chunking import ChunkDraft, chunks_split
 from ingestion.embedding import Embedder, embedder_get
 from ingestion.exceptions import DocumentRejected
 from ingestion.models import Chunk, Collection, Document, vector_bytes
-from ingestion.parsers import ParsedDocument, media_type_sniff, parser_for
+from ingestion.parsers import ParsedDocument, media_type_read, media_type_sniff, parser_for
 from ingestion.signals import chunks_replaced, documents_removed
 from ragsite.logs import log_event
 
@@ -49,6 +49,7 @@ class DocumentState:
     progress: float
     stage: str
     page_count: int | None
+    unit: str  # what page_count counts: 'page' or 'section'
     size: int
     error: str
     error_code: str
@@ -61,7 +62,7 @@ def document_state(document: Document) -> DocumentState:
     return DocumentState(
         id=document.id, name=document.original_name, collection_id=document.collection_id,
         collection=document.collection.slug, status=document.status, progress=round(document.progress, 3),
-        stage=document.stage, page_count=document.page_count, size=document.size, error=document.error,
+        stage=document.stage, page_count=document.page_count, unit=document.unit, size=document.size, error=document.error,
         error_code=document.error_code, warnings=list(document.warnings or []), created_at=document.created_at,
         finished_at=document.finished_at,
     )
@@ -88,15 +89,23 @@ def _sha256(upload: UploadedFile) -> str:
     return digest.hexdigest()
 
 
-def _upload_refusal(size: int) -> tuple[str, str] | None:
+def _upload_refusal(size: int, media_type: str) -> tuple[str, str] | None:
+    """(code, message) when the upload can never be ingested: empty, too large, or of a type no parser reads.
+
+    The type is sniffed from the bytes here too, so a file no parser reads is refused at once, saying what it
+    is and what to do, rather than after a wait in the queue."""
     if size == 0:
-        return "empty", "File is empty (0 bytes): upload the PDF again"
+        return "empty", "File is empty (0 bytes): upload the file again"
     if size > settings.MAX_UPLOAD_BYTES:
         limit_mb = settings.MAX_UPLOAD_BYTES / 1024 / 1024
         return "too_large", (
-            f"File is {size / 1024 / 1024:.1f} MB, over the {limit_mb:.0f} MB limit: split it into smaller PDFs "
+            f"File is {size / 1024 / 1024:.1f} MB, over the {limit_mb:.0f} MB limit: split it into smaller files "
             "or ask an administrator to raise RAG_MAX_UPLOAD_BYTES"
         )
+    try:
+        parser_for(media_type=media_type)
+    except DocumentRejected as exc:
+        return exc.code, str(exc)
     return None
 
 
@@ -115,7 +124,8 @@ def document_upload(
         return UploadOutcome(existing, False, f"{name} is already in {collection.name} as {existing.original_name}")
     size = int(upload.size or 0)
     document = Document(collection=collection, original_name=name, sha256=sha, size=size, uploaded_by=uploader)
-    refusal = _upload_refusal(size)
+    media_type = media_type_read(fh=upload) if size else "application/x-empty"
+    refusal = _upload_refusal(size, media_type)
     if refusal is not None:
         # Record the refusal so the uploader sees why, without storing the bytes.
         document.status = Document.Status.FAILED
@@ -125,7 +135,7 @@ def document_upload(
         return UploadOutcome(document, True, f"{name}: {document.error}")
     try:
         with transaction.atomic():
-            document.file.save(f"{sha}.pdf", upload, save=False)
+            document.file.save(f"{sha}{parser_for(media_type=media_type).extensions[0]}", upload, save=False)
             document.save()
             _enqueue_ingest(document.id)
     except IntegrityError:
@@ -199,16 +209,17 @@ def _document_claim(document_id: int) -> Document | None:
 
 def _parse(document: Document, progress: _Progress) -> ParsedDocument:
     """The file's units of text, by the parser of its sniffed media type."""
-    progress.set(0.0, "reading pages", force=True)
+    progress.set(0.0, "reading", force=True)
     path = Path(document.file.path)
     parser = parser_for(media_type=media_type_sniff(path=path))
-    return parser.parse(path=path, progress=progress.scaled(0.0, _PARSE_END, "reading pages"))
+    return parser.parse(path=path, progress=progress.scaled(0.0, _PARSE_END, "reading"))
 
 
 def _chunks_draft(parsed: ParsedDocument, embedder: Embedder, progress: _Progress) -> list[ChunkDraft]:
     progress.set(_PARSE_END, "splitting into chunks", force=True)
     return chunks_split(
         pages=[(unit.number, unit.text) for unit in parsed.units],
+        titles={unit.number: unit.title for unit in parsed.units} if parsed.unit == "section" else None,
         count_tokens=embedder.token_count,
         chunk_tokens=settings.CHUNK_TOKENS,
         overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
@@ -216,11 +227,16 @@ def _chunks_draft(parsed: ParsedDocument, embedder: Embedder, progress: _Progres
 
 
 def _no_text_fail(document_id: int, parsed: ParsedDocument) -> None:
-    message = f"No text could be read from any of its {parsed.page_count} pages"
-    message += " (they may be images OCR could not read): upload a file with a text layer" if settings.PDF_OCR else (
-        ": it may be scanned; enable OCR (RAG_PDF_OCR=1) or upload a PDF with a text layer"
+    if parsed.unit == "section":
+        message = "The file holds no text: upload a file with text in it"
+    else:
+        message = f"No text could be read from any of its {parsed.page_count} pages"
+        message += " (they may be images OCR could not read): upload a file with a text layer" if settings.PDF_OCR else (
+            ": it may be scanned; enable OCR (RAG_PDF_OCR=1) or upload a PDF with a text layer"
+        )
+    Document.objects.filter(id=document_id).update(
+        page_count=parsed.page_count, unit=parsed.unit, warnings=list(parsed.warnings)
     )
-    Document.objects.filter(id=document_id).update(page_count=parsed.page_count, warnings=list(parsed.warnings))
     document_fail(document_id=document_id, code="no_text", message=message)
 
 
@@ -234,14 +250,15 @@ def _chunks_save(
             [
                 Chunk(
                     document_id=document.id, ordinal=d.ordinal, text=d.text, page_start=d.page_start,
-                    page_end=d.page_end, token_count=d.token_count, embedding=vector_bytes(vectors[i]),
+                    page_end=d.page_end, token_count=d.token_count, section=d.section, embedding=vector_bytes(vectors[i]),
                 )
                 for i, d in enumerate(drafts)
             ],
             batch_size=500,
         )
         Document.objects.filter(id=document.id).update(
-            page_count=parsed.page_count, warnings=list(parsed.warnings), embedder=embedder, card_embedding=vector_bytes(card)
+            page_count=parsed.page_count, unit=parsed.unit, warnings=list(parsed.warnings), embedder=embedder,
+            card_embedding=vector_bytes(card),
         )
 
 

@@ -1,4 +1,4 @@
-"""Staff pages: upload PDFs, watch their progress, delete or re-index them. Thin: services do the work."""
+"""Staff pages: upload documents (PDF, Word, HTML, Markdown, text), watch their progress, delete or re-index them. Thin: services do the work."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ingestion import maintenance, services
 from ingestion.models import Collection, Document
+from ingestion.parsers import parsers_accept, parsers_accepted
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -23,7 +24,7 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 class MultipleFileField(forms.FileField):
     def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "application/pdf,.pdf"}))
+        kwargs.setdefault("widget", MultipleFileInput())
         # An empty file is refused by the ingestion service with its own reason, without failing the batch.
         kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -36,7 +37,12 @@ class MultipleFileField(forms.FileField):
 class UploadForm(forms.Form):
     collection = forms.ModelChoiceField(queryset=Collection.objects.all(), empty_label=None)
     # Declared fields are moved to base_fields by the form metaclass, so this does not shadow Form.files.
-    files = MultipleFileField(label="PDF files")  # type: ignore[assignment]
+    files = MultipleFileField(label="Files")  # type: ignore[assignment]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # What the file picker offers: the parsers' types (a hint only: the bytes decide, at upload).
+        self.fields["files"].widget.attrs["accept"] = parsers_accept()
 
     def clean_files(self) -> list[object]:
         files: list[object] = self.cleaned_data["files"]
@@ -73,6 +79,7 @@ def documents_page(request: HttpRequest) -> HttpResponse:
             "form": UploadForm(initial={"collection": collection}),
             "collection_form": CollectionForm(),
             "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
+            "accepted": parsers_accepted(),
         },
     )
 

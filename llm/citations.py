@@ -10,6 +10,14 @@ CITATION_BRACKET = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|[-–])\s*\d+)*)\s*\]")
 _ITEM = re.compile(r"(\d+)\s*[-–]\s*(\d+)|(\d+)")
 
 
+def passage_where(*, section: str, page_start: int, page_end: int) -> str:
+    """Where a passage is, as every citation says it: 'p. 4', 'pp. 4-5', or its section's title (documents
+    without pages: Word, HTML, Markdown, text)."""
+    if section:
+        return section
+    return f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
+
+
 def bracket_numbers(inner: str, *, passage_count: int) -> list[int]:
     """The passage numbers one bracket's inside ("1, 3", "2-4") names, within 1..passage_count, in order.
 

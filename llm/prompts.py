@@ -61,6 +61,7 @@ class PromptPassage:
     page_end: int
     text: str
     score: float
+    section: str = ""  # the section's title, for documents without pages
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,16 @@ class BuiltPrompt:
 
 
 def passage_format(*, number: int, passage: PromptPassage) -> str:
-    """One delimited passage block: `[n] <title>, p. <page or a-b>` then the text."""
-    pages = str(passage.page_start)
-    if passage.page_end > passage.page_start:
-        pages = f"{passage.page_start}-{passage.page_end}"
+    """One delimited passage block: `[n] <title>, p. <page or a-b>` (or `section "<title>"`) then the text."""
+    if passage.section:
+        where = f'section "{_defang(" ".join(passage.section.split()))}"'
+    else:
+        pages = str(passage.page_start)
+        if passage.page_end > passage.page_start:
+            pages = f"{passage.page_start}-{passage.page_end}"
+        where = f"p. {pages}"
     title = _defang(" ".join(passage.document_title.split())) or "Untitled"
-    return f'<passage id="{number}">\n[{number}] {title}, p. {pages}\n{_defang(passage.text.strip())}\n</passage>'
+    return f'<passage id="{number}">\n[{number}] {title}, {where}\n{_defang(passage.text.strip())}\n</passage>'
 
 
 def _defang(text: str) -> str:

@@ -237,6 +237,11 @@ GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={}
 
 # The pluggable parts, one dotted class path and its options per kind, built once per process by
 # ragsite.components. Adding a backend is one file and one value here.
+# OCR: Tesseract with Latin-script models (keeps accents); it falls back to the bundled RapidOCR, with a
+# warning, where the tesseract-ocr packages are not installed (scripts/system-deps.sh installs them).
+OCR_ENGINE = env.str("RAG_OCR_ENGINE", default="ingestion.ocr.TesseractOcrEngine")
+OCR_LANGUAGES = env.str("RAG_OCR_LANGUAGES", default="eng+fra+deu+spa")
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "embedder": {
         "class": EMBEDDER,
@@ -251,11 +256,15 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "class": GROUNDING_SCORERS.get(GROUNDING_SCORER, GROUNDING_SCORER),
         "options": {"threshold": GROUNDING_THRESHOLD, **GROUNDING_OPTIONS},
     },
-    "ocr": {"class": env.str("RAG_OCR_ENGINE", default="ingestion.ocr.RapidOcrEngine"), "options": {}},
+    "ocr": {"class": OCR_ENGINE, "options": {"languages": OCR_LANGUAGES} if OCR_ENGINE.endswith(".TesseractOcrEngine") else {}},
 }
 # One parser per file type (ingestion/parsers), picked by the media type sniffed from a file's bytes.
 PARSERS: list[dict[str, Any]] = [
     {"class": "ingestion.parsers.pdf.PdfParser", "options": {"ocr": PDF_OCR, "max_pages": MAX_PDF_PAGES}},
+    {"class": "ingestion.parsers.docx.DocxParser", "options": {}},
+    {"class": "ingestion.parsers.html.HtmlParser", "options": {}},
+    {"class": "ingestion.parsers.markdown.MarkdownParser", "options": {}},
+    {"class": "ingestion.parsers.plaintext.PlainTextParser", "options": {}},
 ]
 
 # Models ship inside packages or sit in local folders: no library may reach for a model hub at run time.

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from ingestion.embedding import embedder_get
 from ingestion.models import Chunk, Document
+from llm.citations import passage_where
 from ragsite.components import shared
 from ragsite.logs import log_event
 from retrieval import faiss_store, lexical
@@ -40,12 +41,12 @@ class Passage:
     page_end: int
     text: str
     score: float
+    section: str = ""  # the section's title, for documents of sections (page_start/page_end: its position)
 
     @property
-    def pages(self) -> str:
-        if self.page_start == self.page_end:
-            return f"p. {self.page_start}"
-        return f"pp. {self.page_start}-{self.page_end}"
+    def where(self) -> str:
+        """Where the passage is, as a citation says it: 'p. 4', 'pp. 4-5' or the section's title."""
+        return passage_where(section=self.section, page_start=self.page_start, page_end=self.page_end)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,9 @@ def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray)
         c.id: c
         for c in Chunk.objects.filter(id__in=top)
         .select_related("document")
-        .only("id", "text", "page_start", "page_end", "embedding", "document__id", "document__original_name")
+        .only(
+            "id", "text", "page_start", "page_end", "section", "embedding", "document__id", "document__original_name"
+        )
     }
     return [
         Passage(
@@ -309,6 +312,7 @@ def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray)
             page_start=rows[cid].page_start,
             page_end=rows[cid].page_end,
             text=rows[cid].text,
+            section=rows[cid].section,
             score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
         )
         for cid in top

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # What the tests need from the operating system, installed only when missing:
-# Debian's chromium (browser tests), Redis and PostgreSQL servers answering on 127.0.0.1.
+# Debian's chromium (browser tests), Redis and PostgreSQL servers answering on 127.0.0.1, and Tesseract OCR
+# with its English, French, German and Spanish models (the default OCR engine; without them the service
+# falls back to the bundled RapidOCR, which loses accents).
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+for lang in eng fra deu spa; do
+  dpkg -s "tesseract-ocr-$lang" >/dev/null 2>&1 || need+=("tesseract-ocr-$lang")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

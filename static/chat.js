@@ -19,7 +19,7 @@
     const a = document.createElement("a");
     a.href = p.url;
     a.dataset.n = String(p.n);
-    a.textContent = "[" + p.n + "] " + p.document_name + ", " + p.pages;
+    a.textContent = "[" + p.n + "] " + p.document_name + ", " + p.where;  // "p. 4" or a section's title
     li.appendChild(a);
     return li;
   }

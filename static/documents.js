@@ -22,7 +22,8 @@
       li.textContent = w;  // text, never HTML: names and warnings come from uploaded files
       return li;
     }));
-    row.querySelector(".pages").textContent = doc.page_count == null ? "" : String(doc.page_count);
+    const sections = doc.unit === "section" ? (doc.page_count === 1 ? " section" : " sections") : "";
+    row.querySelector(".pages").textContent = doc.page_count == null ? "" : String(doc.page_count) + sections;
     row.querySelector(".stage").textContent = doc.status === "processing" ? doc.stage : "";
     setBar(row.querySelector(".bar"), doc.status === "ready" ? 1 : doc.progress);
   }

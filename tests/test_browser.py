@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
+from tests import doc_factory
 from tests.conftest import WorkerProcess, asgi_server_running, wait_for, worker_env
 from tests.pdf_factory import make_text_pdf
 
@@ -144,25 +145,28 @@ def test_script_in_documents_and_names_shows_as_text(
     assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
 
 
-def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
+def test_staff_uploads_a_pdf_a_word_file_and_a_web_page_and_watches_them_become_ready(
     asgi_server: str, browser_page: object, tmp_path: Path
 ) -> None:
     page = browser_page
     collection = Collection.objects.create(name="Uploads")
     get_user_model().objects.create_user("stan", password=PASSWORD, is_staff=True)
+    prose = "Quarterly numbers follow in prose. " * 40
     files = [
-        str(
-            make_text_pdf(
-                tmp_path / f"memo-{i}.pdf", [f"Memo {i}. " + "Quarterly numbers follow in prose. " * 40] * 3
-            )
-        )
-        for i in range(3)
+        str(make_text_pdf(tmp_path / "memo.pdf", [f"Memo. {prose}"] * 3)),
+        str(doc_factory.make_docx(
+            tmp_path / "handbook.docx", [("Leave", [f"Employees receive 27 days of leave. {prose}"]), ("Travel", [prose])],
+            table=("Meal allowances", doc_factory.ALLOWANCE_HEADERS, doc_factory.ALLOWANCE_ROWS),
+        )),
+        str(doc_factory.make_html(tmp_path / "policy.html", f"<h1>Badges</h1><p>Wear the badge. {prose}</p>")),
     ]
-    (tmp_path / "notes.pdf").write_bytes(b"this is a text file renamed to pdf")
-    files.append(str(tmp_path / "notes.pdf"))
+    (tmp_path / "notes.docx").write_bytes(os.urandom(2048))  # binary data renamed .docx
+    files.append(str(tmp_path / "notes.docx"))
 
     _login(page, asgi_server, "stan")
     page.goto(f"{asgi_server}/documents/?collection={collection.slug}")  # type: ignore[attr-defined]
+    accept = page.get_attribute("input[name=files]", "accept")  # type: ignore[attr-defined]
+    assert all(kind in accept for kind in (".pdf", ".docx", ".html", ".md", ".txt"))
     page.set_input_files("input[name=files]", files)  # type: ignore[attr-defined]
     page.click("#upload-form button[type=submit]")  # type: ignore[attr-defined]
     page.wait_for_selector("tr[data-id]", timeout=30_000)  # type: ignore[attr-defined]
@@ -178,8 +182,12 @@ def test_staff_uploads_several_pdfs_and_watches_them_become_ready(
         "tr[data-status=ready] .bar", "els => els.map(e => e.getAttribute('aria-valuenow'))"
     )
     assert bars == ["100"] * 3
+    rows = {page.inner_text(f"tr[data-id='{d.id}'] .name"): page.inner_text(f"tr[data-id='{d.id}'] .pages")  # type: ignore[attr-defined]
+            for d in Document.objects.filter(collection=collection)}
+    assert rows["memo.pdf"] == "3" and rows["handbook.docx"] == "2 sections" and rows["policy.html"] == "1 section"
     failed = page.inner_text("tr[data-status=failed]")  # type: ignore[attr-defined]
-    assert "plain text, which cannot be read" in failed
+    assert "binary data of an unknown kind, which cannot be read: upload one of PDF" in failed
+    page.screenshot(path=str(tmp_path / "documents-upload-formats.png"), full_page=True)  # type: ignore[attr-defined]
 
 
 def test_model_output_with_markup_is_shown_as_text(asgi_server: str, browser_page: object) -> None:

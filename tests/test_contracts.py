@@ -16,12 +16,12 @@ from django.conf import settings
 
 from ingestion.embedding import Embedder, SentenceTransformerEmbedder
 from ingestion.exceptions import DocumentRejected
-from ingestion.ocr import RapidOcrEngine
+from ingestion.ocr import RapidOcrEngine, TesseractOcrEngine
 from ingestion.parsers import Parser, parsers
 from llm.generators import ChatMessage, GenerationParams, Generator, generator_build
 from llm.grounding import GroundingResult, GroundingScorer, scorer_build
 from ragsite.components import component_build
-from tests import pdf_factory
+from tests import doc_factory, pdf_factory
 from tests.llm_fixtures import llama_server, tiny_mistral_build
 
 # --- embedder -------------------------------------------------------------------------------------------
@@ -178,6 +178,12 @@ class TestScorerContract:
 KNOWN_TEXT = "Core working hours are 10:00 to 15:00 Central European Time."
 PARSER_SAMPLES: dict[str, Callable[[Path], Path]] = {
     "ingestion.parsers.pdf.PdfParser": lambda folder: pdf_factory.make_text_pdf(folder / "sample.pdf", [KNOWN_TEXT]),
+    "ingestion.parsers.docx.DocxParser": lambda folder: doc_factory.make_docx(folder / "s.docx", [("Hours", [KNOWN_TEXT])]),
+    "ingestion.parsers.html.HtmlParser": lambda folder: doc_factory.make_html(folder / "s.html", f"<h1>Hours</h1><p>{KNOWN_TEXT}</p>"),
+    "ingestion.parsers.markdown.MarkdownParser": lambda folder: doc_factory.make_text(folder / "s.md", f"# Hours\n\n{KNOWN_TEXT}\n"),
+    "ingestion.parsers.plaintext.PlainTextParser": lambda folder: doc_factory.make_text(
+        folder / "s.txt", KNOWN_TEXT, encoding="utf-16"
+    ),
 }
 
 
@@ -195,6 +201,7 @@ class TestParserContract:
     def test_reads_its_sample_into_numbered_units(self, parser_and_sample: tuple[Parser, Path]) -> None:
         parser, sample = parser_and_sample
         assert isinstance(parser, Parser) and parser.media_types and parser.label
+        assert parser.extensions and all(e.startswith(".") for e in parser.extensions)
         parser.warm_up()
         parser.warm_up()
         seen: list[tuple[int, int]] = []
@@ -202,6 +209,8 @@ class TestParserContract:
         assert parsed.unit in ("page", "section") and seen and seen[-1][0] == seen[-1][1]
         assert [u.number for u in parsed.units] == list(range(1, len(parsed.units) + 1))
         assert KNOWN_TEXT in " ".join(" ".join(u.text.split()) for u in parsed.units)
+        # Units are pages, or sections that each have a title for citations to name.
+        assert parsed.unit == "page" or all(u.title for u in parsed.units)
 
     def test_bytes_of_another_kind_are_rejected_with_a_reason(self, parser_and_sample: tuple[Parser, Path]) -> None:
         parser, sample = parser_and_sample
@@ -217,7 +226,12 @@ class TestParserContract:
 
 # --- OCR engine -----------------------------------------------------------------------------------------
 
-OCR_ENGINES: dict[str, Callable[[], Any]] = {"ingestion.ocr.RapidOcrEngine": lambda: RapidOcrEngine()}
+OCR_ENGINES: dict[str, Callable[[], Any]] = {
+    "ingestion.ocr.RapidOcrEngine": lambda: RapidOcrEngine(),
+    "ingestion.ocr.TesseractOcrEngine": lambda: TesseractOcrEngine(),
+    # A machine without the tesseract packages: the same engine, falling back to RapidOCR.
+    "ingestion.ocr.TesseractOcrEngine (fallback)": lambda: TesseractOcrEngine(languages="xxx"),
+}
 
 
 def test_the_configured_ocr_engine_is_covered() -> None:

@@ -144,7 +144,7 @@ def test_bad_files_fail_with_reasons_and_do_not_touch_others(
 
     assert docs["good.pdf"].status == Document.Status.READY
     expected = {
-        "report.pdf": "unsupported_type",
+        "report.pdf": "corrupt",  # a ZIP laid out like a Word file, but no Word file inside
         "truncated.pdf": "corrupt",
         "locked.pdf": "encrypted",
         "huge.pdf": "too_large",

@@ -24,6 +24,7 @@ from ingestion.ocr import image_ocr
 from ingestion.parsers import ParsedDocument
 from ingestion.parsers import pdf as pdf_module
 from ingestion.parsers.pdf import pages_describe, pdf_parse, render_scale
+from ingestion.plausibility import text_plausibility
 from ingestion.text import text_normalize, text_readability
 from tests import pdf_factory as make
 
@@ -159,7 +160,7 @@ def test_blank_page_is_empty_and_named_in_a_warning(tmp_path: Path) -> None:
     ("maker", "looks_like"),
     [
         (make.make_png_named_pdf, "PNG image"),
-        (make.make_docx_named_pdf, "ZIP archive or an Office file"),
+        (make.make_docx_named_pdf, "Word document (.docx)"),
         (lambda p: (p.write_text("Dear team,\nplease find the figures below.\n"), p)[1], "plain text"),
         (lambda p: (p.write_bytes(bytes(range(256)) * 8), p)[1], "binary data of an unknown kind"),
     ],
@@ -297,6 +298,43 @@ def test_garbage_text_layer_is_replaced_by_ocr(tmp_path: Path) -> None:
     )
 
 
+def _shifted(text: str) -> str:
+    """What a font mapping glyphs to the wrong code points yields: each letter 29 code points down ("Pen" → "3HQ")."""
+    return "".join(chr(ord(c) - 29) if c.isalpha() and ord(c) - 29 > 32 else c for c in text)
+
+
+PLAUSIBLE = [
+    "The quarterly audit of the warehouse found forty-two misplaced pallets of copper wire in the north hall.",
+    "Les congés payés sont de vingt-cinq jours ouvrés par an et peuvent être reportés avec l'accord du responsable.",
+    "Überstunden werden mit fünfundzwanzig Prozent Zuschlag vergütet, die Kündigungsfrist beträgt drei Monate.",
+    "Los empleados tienen derecho a veintidós días de vacaciones pagadas al año, según el convenio colectivo vigente.",
+    "Peněžní prostředky na účtu byly převedeny do fondu rozvoje a obec schválila rozpočet na příští rok.",
+    # Few common words, but letters shaped as words are: a table of figures, a parts list.
+    "Revenue 1,200 1,100 Cost of sales (700) (650) Gross margin 500 450 Operating expenses (300) (280) Net income 200 170",
+    "Part XK-2201 Hex bolt M8, quantity 40. Part XK-2202 Hex nut M8, quantity 40. Part XK-2210 Washer, quantity 80.",
+]
+
+
+@pytest.mark.parametrize("text", PLAUSIBLE)
+def test_plausibility_tells_shifted_letters_from_words_of_any_language(text: str) -> None:
+    assert text_plausibility(text=text).plausible
+    if "XK-2201" not in text and "Revenue" not in text:
+        assert not text_plausibility(text=_shifted(text)).plausible, _shifted(text)
+
+
+def test_text_layer_of_wrong_letters_is_ocrd(tmp_path: Path) -> None:
+    sentence = "The invoice total is due within thirty days of the delivery date and must be paid by bank transfer"
+    path = make.make_image_pdf(
+        tmp_path / "a.pdf", [make.text_image(["The invoice total is due", "within thirty days"])],
+        invisible_text=_shifted(sentence),
+    )
+    page = pdf_parse(path=path).units[0]
+    assert page.ocr and "invoice total" in page.text.lower()
+    off = pdf_parse(path=path, ocr=False)
+    assert off.units[0].text == _shifted(sentence)  # kept (it might be right), with a warning
+    assert off.warnings[0].startswith("Text on page 1 is not words of any language")
+
+
 def test_garbage_text_layer_with_nothing_for_ocr_is_empty_with_a_warning(tmp_path: Path) -> None:
     path = make.make_image_pdf(tmp_path / "a.pdf", [make.text_image([])], invisible_text="#%&*+=<>{}[]~^|")
 
@@ -354,7 +392,7 @@ def test_long_thin_image_is_ocrd_in_bounded_time(shape: tuple[int, int]) -> None
     [
         ((0, 0), "OCR needs a non-empty 2-D image"),
         ((2, 2, 2, 2), "OCR needs a non-empty 2-D image"),
-        ((40, 40, 5), "OCR engine failed: LoadImageError"),  # five channels: the engine refuses it
+        ((40, 40, 5), "OCR engine failed"),  # five channels: the engine refuses it
     ],
 )
 def test_image_ocr_raises_ocr_failed_for_images_it_cannot_read(shape: tuple[int, ...], message: str) -> None:

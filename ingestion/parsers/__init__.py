@@ -10,10 +10,13 @@ from django.conf import settings
 
 from ingestion.exceptions import DocumentRejected
 from ingestion.parsers.base import ParsedDocument, Parser, TextUnit
-from ingestion.parsers.sniff import media_type_describe, media_type_sniff
+from ingestion.parsers.sniff import media_type_advice, media_type_describe, media_type_read, media_type_sniff
 from ragsite.components import component_at
 
-__all__ = ["ParsedDocument", "Parser", "TextUnit", "media_type_sniff", "parser_for", "parsers"]
+__all__ = [
+    "ParsedDocument", "Parser", "TextUnit", "media_type_read", "media_type_sniff", "parser_for", "parsers",
+    "parsers_accept", "parsers_accepted",
+]
 
 
 def parsers() -> list[Parser]:
@@ -27,8 +30,20 @@ def parser_for(*, media_type: str) -> Parser:
     for parser in available:
         if media_type in parser.media_types:
             return parser
-    accepted = ", ".join(p.label for p in available)
+    if media_type == "application/x-empty":
+        raise DocumentRejected("File is empty (0 bytes): upload the file again", code="empty")
+    advice = media_type_advice(media_type, accepted=parsers_accepted())
     raise DocumentRejected(
-        f"This file is {media_type_describe(media_type)}, which cannot be read: upload one of {accepted}",
-        code="unsupported_type",
+        f"This file is {media_type_describe(media_type)}, which cannot be read: {advice}", code="unsupported_type"
     )
+
+
+def parsers_accept() -> str:
+    """The upload input's `accept` list: every parser's media types and extensions."""
+    return ",".join(dict.fromkeys(item for p in parsers() for item in (*p.media_types, *p.extensions)))
+
+
+def parsers_accepted() -> str:
+    """What may be uploaded, for people: 'PDF, Word document (.docx), ... or text file (.txt)'."""
+    labels = [p.label for p in parsers()]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} or {labels[-1]}"

@@ -37,7 +37,8 @@ class ParsedDocument:
 @runtime_checkable
 class Parser(Protocol):
     media_types: tuple[str, ...]  # the sniffed media types it reads (ingestion.parsers.sniff)
-    label: str  # for people: "PDF", "Word document"
+    label: str  # for people: "PDF", "Word document (.docx)"
+    extensions: tuple[str, ...]  # file name extensions of its type, the stored file's first (".pdf")
 
     def warm_up(self) -> None:
         """Load what parsing needs (idempotent)."""

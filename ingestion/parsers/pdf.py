@@ -27,6 +27,7 @@ from ingestion.exceptions import DocumentRejected, OcrFailed
 from ingestion.ocr import image_ocr
 from ingestion.parsers.base import ParsedDocument, Progress, TextUnit
 from ingestion.parsers.sniff import media_type_describe, media_type_sniff
+from ingestion.plausibility import text_plausibility
 from ingestion.text import text_normalize, text_readability
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class _Layer:
     garbage: bool  # the text layer exists but is unreadable
     image: np.ndarray | None  # the page rendered for OCR, when needed and asked for
     issue: str | None = None
+    implausible: bool = False  # letters, but not words of any language (glyphs mapped to wrong letters)
 
 
 # Page problems, grouped into one warning each. '{pages}' becomes e.g. 'pages 3, 7-9'.
@@ -71,6 +73,8 @@ _ISSUES = {
     "no_text": "No text found on {pages} (blank, or images OCR could not read)",
     "no_text_ocr_off": "No text layer on {pages} (scanned images?); OCR is turned off, so they are left empty",
     "garbage_ocr_off": "Unreadable text on {pages} (a font without a Unicode map); OCR is turned off, so they are left empty",
+    "implausible_ocr_off": "Text on {pages} is not words of any language (a font that maps letters to wrong "
+    "characters?); OCR is turned off, so it was kept as it is and may not be found by search",
     "ocr_failed": "OCR failed on {pages}; left empty",
     "too_large": f"Did not OCR {{pages}} (an image over {_MAX_IMAGE_PIXELS // 1_000_000} megapixels, too large to render safely); left empty",
 }
@@ -81,6 +85,7 @@ class PdfParser:
 
     media_types = ("application/pdf",)
     label = "PDF"
+    extensions = (".pdf",)
 
     def __init__(self, *, ocr: bool = True, max_pages: int = 5000) -> None:
         self._ocr = ocr
@@ -157,7 +162,7 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextU
         return TextUnit(number, layer.text, False), layer.issue
     if layer.image is None:  # OCR is off
         if layer.text:
-            return TextUnit(number, layer.text, False), None
+            return TextUnit(number, layer.text, False), "implausible_ocr_off" if layer.implausible else None
         return TextUnit(number, "", False), ("garbage_ocr_off" if layer.garbage else "no_text_ocr_off")
     started = time.perf_counter()
     try:
@@ -169,8 +174,9 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextU
         "event=pdf_page_ocr",
         extra={"page": number, "chars": len(read), "seconds": round(time.perf_counter() - started, 2)},
     )
-    # A sparse text layer (a scan's stamp) stays unless OCR read more; garbage never stays.
-    if read and (layer.garbage or text_readability(text=read)[0] > text_readability(text=layer.text)[0]):
+    # A sparse text layer (a scan's stamp) stays unless OCR read more; an implausible one unless OCR's reading
+    # is more plausible; garbage never stays.
+    if read and (layer.garbage or _ocr_reads_better(read, layer)):
         return TextUnit(number, read, True), None
     return TextUnit(number, layer.text, False), None if layer.text else "no_text"
 
@@ -186,16 +192,17 @@ def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
             textpage.close()
         readable, share = text_readability(text=text)
         garbage = bool(text) and share < _MIN_READABLE_SHARE
-        if readable >= _SPARSE_CHARS and not garbage:
+        implausible = not garbage and _implausible(text, index)
+        if readable >= _SPARSE_CHARS and not garbage and not implausible:
             return _Layer(text, needs_ocr=False, garbage=False, image=None)  # most pages end here
         if not text and pdfium_c.FPDFPage_CountObjects(page.raw) == 0:
             return _Layer("", needs_ocr=False, garbage=False, image=None, issue="no_text")  # truly blank
         coverage, largest = _images_measure(page)
-        if text and not garbage and coverage < _SCAN_COVERAGE:
+        if text and not garbage and not implausible and coverage < _SCAN_COVERAGE:
             return _Layer(text, needs_ocr=False, garbage=False, image=None)  # just a short page
         kept = "" if garbage else text
         if not render:
-            return _Layer(kept, needs_ocr=True, garbage=garbage, image=None)
+            return _Layer(kept, needs_ocr=True, garbage=garbage, image=None, implausible=implausible)
         if largest > _MAX_IMAGE_PIXELS:
             logger.warning("event=pdf_page_image_too_large", extra={"page": index + 1, "pixels": largest})
             return _Layer(
@@ -208,9 +215,28 @@ def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
             return _Layer(
                 kept, needs_ocr=False, garbage=garbage, image=None, issue=None if kept else "ocr_failed"
             )
-        return _Layer(kept, needs_ocr=True, garbage=garbage, image=image)
+        return _Layer(kept, needs_ocr=True, garbage=garbage, image=image, implausible=implausible)
     finally:
         page.close()
+
+
+def _implausible(text: str, index: int) -> bool:
+    """Letters that are no language's words (ingestion.plausibility): OCR the page, as if it had no text."""
+    judged = text_plausibility(text=text)
+    if judged.plausible:
+        return False
+    logger.info(
+        "event=pdf_page_implausible",
+        extra={"page": index + 1, "words": judged.words, "common_rate": judged.common_rate,
+               "vowel_share": judged.vowel_share, "odd_shapes": judged.odd_shapes},
+    )
+    return True
+
+
+def _ocr_reads_better(read: str, layer: _Layer) -> bool:
+    if layer.implausible:
+        return text_plausibility(text=read).score > text_plausibility(text=layer.text).score
+    return text_readability(text=read)[0] > text_readability(text=layer.text)[0]
 
 
 def _paragraphs_mark(textpage: pdfium.PdfTextPage, raw: str) -> str:

@@ -27,5 +27,5 @@ class Command(BaseCommand):
         if not passages:
             self.stdout.write(f"No passages found in {collection.slug}.")
         for rank, p in enumerate(passages, start=1):
-            self.stdout.write(f"{rank}. {p.score:.3f}  {p.document_name}  {p.pages}  (chunk {p.chunk_id})")
+            self.stdout.write(f"{rank}. {p.score:.3f}  {p.document_name}  {p.where}  (chunk {p.chunk_id})")
             self.stdout.write(textwrap.indent(textwrap.shorten(p.text, 400), "   "))
