@@ -27,7 +27,7 @@ def rate_chart_svg(rows: Sequence[RateRow], *, start: date, end: date) -> str:
     days = (end - start).days + 1
     series: dict[str, list[RateRow]] = defaultdict(list)
     for row in rows:
-        if row.day is not None:
+        if row.day is not None and row.answers:  # a day of only unscored answers has no rate
             series[row.backend or "unknown"].append(row)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="rate-chart" '

@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from ingestion.locate import PageBox
+
 
 @dataclass(frozen=True)
 class PassageRecord:
@@ -23,13 +25,21 @@ class PassageRecord:
     page_end: int
     score: float
     text: str  # as in the prompt (a passage cut to fit the window carries the cut text)
+    # The document's file type when the answer was given: a PDF's pages are shown as images, other files
+    # (sections, not pages) by their text. Answers recorded before it was kept cite PDFs, the only type then.
+    media_type: str = "application/pdf"
+    boxes: tuple[PageBox, ...] = ()  # where the text sits on its page(s), located when the answer was given
 
     @property
     def pages(self) -> str:
         return f"p. {self.page_start}" if self.page_start == self.page_end else f"pp. {self.page_start}-{self.page_end}"
 
+    @property
+    def has_page_images(self) -> bool:
+        return self.media_type == "application/pdf"
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "boxes": [box.to_json() for box in self.boxes]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PassageRecord:
@@ -37,6 +47,8 @@ class PassageRecord:
             n=int(data["n"]), chunk_id=int(data["chunk_id"]), document_id=int(data["document_id"]),
             document_name=str(data["document_name"]), page_start=int(data["page_start"]),
             page_end=int(data["page_end"]), score=float(data["score"]), text=str(data.get("text", "")),
+            media_type=str(data.get("media_type", "application/pdf")),
+            boxes=tuple(PageBox.from_json(box) for box in data.get("boxes") or ()),
         )
 
 
@@ -88,6 +100,9 @@ class Answer(models.Model):
     class Grounding(models.TextChoices):
         PENDING = "pending", "Pending"
         SCORED = "scored", "Scored"
+        # The scorer ran but could give no verdict (a judge model that answered nothing usable): neither
+        # grounded nor flagged, and counted apart from scored answers.
+        UNSCORED = "unscored", "Not scored"
         FAILED = "failed", "Scoring failed"
 
     # Grounding: filled right after generation, never delaying the streamed answer.
