@@ -78,6 +78,16 @@ def _keys(text: str) -> tuple[str, list[int]]:
     return "".join(keys), origins
 
 
+def _widened(text: str, start: int, end: int) -> tuple[int, int]:
+    """The range grown over the marks that touch it ('$' before a figure, '.' or ')' after a word):
+    matching compares letters and digits only, but the reader sees the marks as part of the text."""
+    while start > 0 and not text[start - 1].isspace() and not text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and not text[end].isspace() and not text[end].isalnum():
+        end += 1
+    return start, end
+
+
 def spans_match(*, page_text: str, passage: str) -> list[tuple[int, int]]:
     """The ranges [start, end) of `page_text` that hold `passage`, compared by letters and digits only.
 
@@ -90,7 +100,7 @@ def spans_match(*, page_text: str, passage: str) -> list[tuple[int, int]]:
         return []
     found = page_keys.find(wanted)
     if found >= 0:
-        return [(origins[found], origins[found + len(wanted) - 1] + 1)]
+        return [_widened(page_text, origins[found], origins[found + len(wanted) - 1] + 1)]
     if len(wanted) < 2 * _PIECE:
         return []
     hits: list[tuple[int, int]] = []  # ranges of page_keys
@@ -107,7 +117,7 @@ def spans_match(*, page_text: str, passage: str) -> list[tuple[int, int]]:
             hits.append((at, cursor))
     if sum(end - start for start, end in hits) < _MIN_FOUND_SHARE * len(wanted):
         return []
-    return [(origins[start], origins[end - 1] + 1) for start, end in hits]
+    return [_widened(page_text, origins[start], origins[end - 1] + 1) for start, end in hits]
 
 
 def lines_boxes(*, page: int, lines: Sequence[TextLine], passage: str) -> list[PageBox]:

@@ -53,6 +53,8 @@ class CollectionForm(forms.ModelForm):
     class Meta:
         model = Collection
         fields = ["name", "description"]
+        # A short description: three lines, not Django's default ten (which dwarfed the name field beside it).
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:

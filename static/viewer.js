@@ -9,7 +9,6 @@
   function fit(on) {
     frame.classList.toggle("fit", on);
     toggle.setAttribute("aria-pressed", String(on));
-    toggle.textContent = on ? "Fit to width" : "Full size";
     try { localStorage.setItem("viewer-fit", on ? "1" : "0"); } catch (e) { /* private mode */ }
   }
 
