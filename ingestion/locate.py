@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,8 @@ _PIECE = 24
 _MIN_FOUND_SHARE = 0.3
 # Device size FPDF_PageToDevice maps a page onto: 1e-5 of the page is far below a pixel of any rendering.
 _DEVICE = 100_000
+# Boxes of one line closer than this (a share of the page's width) are drawn as one.
+_LINE_GAP = 0.05
 
 
 @dataclass(frozen=True)
@@ -141,17 +143,47 @@ def lines_boxes(*, page: int, lines: Sequence[TextLine], passage: str) -> list[P
     return boxes
 
 
-def _display_point(page: pdfium.PdfPage, x: float, y: float) -> tuple[float, float]:
-    """A point of PDF user space as shares of the page as rendered (its rotation and crop box applied)."""
-    dx, dy = ctypes.c_int(), ctypes.c_int()
-    pdfium_c.FPDF_PageToDevice(page.raw, 0, 0, _DEVICE, _DEVICE, 0, x, y, ctypes.byref(dx), ctypes.byref(dy))
-    return dx.value / _DEVICE, dy.value / _DEVICE
+def _display_transform(page: pdfium.PdfPage) -> Callable[[float, float], tuple[float, float]]:
+    """PDF user space → shares of the page as rendered (its rotation and crop box applied): the affine map
+    FPDF_PageToDevice applies, read off three points once per page."""
+
+    def device(x: float, y: float) -> tuple[float, float]:
+        dx, dy = ctypes.c_int(), ctypes.c_int()
+        pdfium_c.FPDF_PageToDevice(page.raw, 0, 0, _DEVICE, _DEVICE, 0, x, y, ctypes.byref(dx), ctypes.byref(dy))
+        return dx.value / _DEVICE, dy.value / _DEVICE
+
+    (ox, oy), (ax, ay), (bx, by) = device(0.0, 0.0), device(1000.0, 0.0), device(0.0, 1000.0)
+    xx, xy, yx, yy = (ax - ox) / 1000, (ay - oy) / 1000, (bx - ox) / 1000, (by - oy) / 1000
+    return lambda x, y: (ox + x * xx + y * yx, oy + x * xy + y * yy)
+
+
+def boxes_merged(boxes: Sequence[PageBox], *, gap: float = _LINE_GAP) -> list[PageBox]:
+    """Boxes of one line (overlapping by most of their height) joined where less than `gap` apart: PDFium
+    gives a box per run of text, dozens on a line of a table, and one box per line reads the same (and
+    overlapping boxes would show darker)."""
+    merged: list[PageBox] = []
+    for box in sorted(boxes, key=lambda b: (b.page, b.x0)):
+        for i, line in enumerate(merged):
+            shared = min(line.y1, box.y1) - max(line.y0, box.y0)
+            if (
+                line.page == box.page
+                and shared > 0.5 * min(line.y1 - line.y0, box.y1 - box.y0)
+                and box.x0 - line.x1 < gap
+            ):
+                merged[i] = PageBox(
+                    box.page, min(line.x0, box.x0), min(line.y0, box.y0), max(line.x1, box.x1), max(line.y1, box.y1)
+                )
+                break
+        else:
+            merged.append(box)
+    return sorted(merged, key=lambda b: (b.page, b.y0, b.x0))
 
 
 def _text_layer_boxes(page: pdfium.PdfPage, number: int, passage: str) -> list[PageBox]:
     textpage = page.get_textpage()
     try:
         text = textpage.get_text_range()
+        display = _display_transform(page)
         boxes: list[PageBox] = []
         for start, end in spans_match(page_text=text, passage=passage):
             first = pdfium_c.FPDFText_GetCharIndexFromTextIndex(textpage.raw, start)
@@ -160,10 +192,10 @@ def _text_layer_boxes(page: pdfium.PdfPage, number: int, passage: str) -> list[P
                 continue
             for index in range(textpage.count_rects(first, last - first + 1)):
                 left, bottom, right, top = textpage.get_rect(index)
-                corners = [_display_point(page, x, y) for x, y in ((left, top), (right, bottom))]
+                corners = [display(x, y) for x, y in ((left, top), (right, bottom))]
                 xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
                 boxes.append(PageBox(number, max(0.0, xs[0]), max(0.0, ys[0]), min(1.0, xs[1]), min(1.0, ys[1])))
-        return boxes
+        return boxes_merged(boxes)
     finally:
         textpage.close()
 
