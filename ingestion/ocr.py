@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ingestion.exceptions import OcrFailed
+from ingestion.parsers.base import TextLine
 from ragsite.components import LoadsOnce, component
 
 logger = logging.getLogger(__name__)
@@ -45,20 +46,9 @@ class _Box:
 
 
 @dataclass(frozen=True)
-class OcrLine:
-    """One line of text and its box, in pixels of the image that was read (origin top left)."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    text: str
-
-
-@dataclass(frozen=True)
 class OcrReading:
     text: str  # the lines in reading order, joined ('' when none)
-    lines: tuple[OcrLine, ...]  # in reading order
+    lines: tuple[TextLine, ...]  # in reading order; boxes in pixels of the image that was read
 
 
 class OcrEngine(Protocol):
@@ -104,7 +94,7 @@ class RapidOcrEngine(LoadsOnce):
         except _engine_errors() as exc:
             raise OcrFailed(f"OCR engine failed: {type(exc).__name__}: {exc}") from exc
         boxes = _reading_order([b for b in (_box_from(item, top, left) for item in result or ()) if b.text])
-        return OcrReading(_text_join(boxes), tuple(OcrLine(b.x0, b.y0, b.x1, b.y1, b.text) for b in boxes))
+        return OcrReading(_text_join(boxes), tuple(TextLine(b.x0, b.y0, b.x1, b.y1, b.text) for b in boxes))
 
 
 def image_ocr(*, image: np.ndarray) -> OcrReading:

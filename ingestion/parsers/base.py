@@ -17,8 +17,9 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class TextLine:
-    """A line of text read by OCR and where it sits, as shares of the page's width and height (0..1,
-    origin top left, the page as displayed): what the citation viewer highlights on a scanned page."""
+    """A line of text read by OCR and where it sits (origin top left): in pixels of the image as the OCR
+    engine reports it; in a TextUnit, as shares of the page's width and height (0..1, the page as
+    displayed), which is what the citation viewer highlights on a scanned page."""
 
     x0: float
     y0: float

@@ -24,7 +24,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from ingestion.exceptions import DocumentRejected, OcrFailed
-from ingestion.ocr import OcrLine, image_ocr
+from ingestion.ocr import image_ocr
 from ingestion.parsers.base import ParsedDocument, Progress, TextLine, TextUnit
 from ingestion.parsers.sniff import media_type_describe, media_type_sniff
 from ingestion.text import text_normalize, text_readability
@@ -176,7 +176,7 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextU
     return TextUnit(number, layer.text, False), None if layer.text else "no_text"
 
 
-def _lines_normalized(lines: tuple[OcrLine, ...], shape: tuple[int, ...]) -> tuple[TextLine, ...]:
+def _lines_normalized(lines: tuple[TextLine, ...], shape: tuple[int, ...]) -> tuple[TextLine, ...]:
     """OCR boxes in pixels of the rendered page → shares of the page (the rendering is the whole page)."""
     height, width = shape[0], shape[1]
     return tuple(
