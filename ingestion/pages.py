@@ -164,10 +164,13 @@ def page_cache_trim(*, limit: int) -> int:
     """Delete the least recently used images until the cache holds at most `limit` bytes; bytes freed."""
     files: list[tuple[float, int, Path]] = []
     for folder in _cache_root().glob("*"):
-        for entry in os.scandir(folder) if folder.is_dir() else ():
-            if entry.name.endswith(".png"):
-                stat = entry.stat()
-                files.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+        try:  # another thread or process may be deleting a folder (a document deleted) or a file meanwhile
+            for entry in os.scandir(folder):
+                if entry.name.endswith(".png"):
+                    stat = entry.stat()
+                    files.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
     total = sum(size for _, size, _ in files)
     freed = 0
     for _, size, path in sorted(files):
