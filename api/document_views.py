@@ -1,16 +1,31 @@
-"""/api/v1/documents: list (paginated, filtered by status), upload, status, delete, re-index."""
+"""/api/v1/documents: list (paginated, filtered by status), upload, status, delete, re-index; the original
+file and page images (what a citation points at)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-from ninja import File, Form, Query, Router
+from typing import Annotated
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import File, Form, Path, Query, Router
 from ninja.files import UploadedFile
 
 from api import services
 from api.schemas import DocumentFilter, DocumentOut, DocumentPage, UploadOut, document_out, upload_out
 from api.views import IdPath, caller_of, errors
+from ingestion import pages
+from ragsite.downloads import file_download_response, image_response
 
 router = Router(tags=["documents"])
+PageNumber = Annotated[int, Path(ge=1, le=100_000, description="1-based, as citations give it")]
+
+
+def _binary(description: str, media_type: str) -> dict[str, object]:
+    return {
+        "responses": {
+            200: {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
+        }
+    }
 
 
 @router.get("/documents", response={200: DocumentPage, **errors(403, 422)})
@@ -53,3 +68,31 @@ def document_reindex(request: HttpRequest, document_id: IdPath) -> tuple[int, Do
     """Parse and embed the document again (e.g. after a model upgrade)."""
     document = services.document_reindex_for_key(caller=caller_of(request), document_id=document_id)
     return 202, document_out(document)
+
+
+@router.get(
+    "/documents/{document_id}/file", response=errors(404, 409, 422), url_name="document_file",
+    openapi_extra=_binary("The original file as uploaded, as an attachment (its own media type)", "*/*"),
+)
+async def document_file(request: HttpRequest, document_id: IdPath) -> StreamingHttpResponse:
+    """Download the original file. 409 when none is stored (it was refused at upload)."""
+    caller = caller_of(request)
+    stored = await sync_to_async(
+        lambda: pages.document_file(document=services.document_for_key(caller=caller, document_id=document_id))
+    )()
+    return file_download_response(path=stored.path, filename=stored.name, content_type=stored.media_type)
+
+
+@router.get(
+    "/documents/{document_id}/pages/{number}", response=errors(404, 409, 422), url_name="document_page",
+    openapi_extra=_binary("The page as a PNG image, RAG_PAGE_IMAGE_WIDTH pixels wide", "image/png"),
+)
+async def document_page(request: HttpRequest, document_id: IdPath, number: PageNumber) -> HttpResponse:
+    """A page of a PDF as an image: draw a citation's `highlights` over it.
+
+    404 for a page the document does not have; 409 when it has no page images (it failed to ingest, its
+    file is gone, or it is not a PDF: download the file instead).
+    """
+    caller = caller_of(request)
+    document = await sync_to_async(services.document_for_key)(caller=caller, document_id=document_id)
+    return image_response(await pages.page_image_async(document=document, number=number))

@@ -7,10 +7,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
+from django.urls import reverse
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-from chat.records import AnswerView, Source
+from chat.records import DOCUMENT_DELETED, AnswerView, Source
 from chat.services import MAX_QUESTION_CHARS
 from ingestion.models import Collection, Document
 from ingestion.services import UploadOutcome, document_state
@@ -82,6 +83,14 @@ class SearchOut(Schema):
     passages: list[PassageOut]
 
 
+class HighlightOut(Schema):
+    page: int
+    x0: float = Field(ge=0, le=1, description="Left edge, as a share of the page's width (0 = left)")
+    y0: float = Field(ge=0, le=1, description="Top edge, as a share of the page's height (0 = top)")
+    x1: float = Field(ge=0, le=1, description="Right edge")
+    y1: float = Field(ge=0, le=1, description="Bottom edge")
+
+
 class CitationOut(Schema):
     n: int = Field(description="The number the answer cites it by, as [n]")
     cited: bool
@@ -93,8 +102,17 @@ class CitationOut(Schema):
         default="", description="The section's title, for documents of sections; '' for PDF pages (cite `page`)"
     )
     where: str = Field(description="How a citation names the place: 'p. 4', 'pp. 4-5', or the section's title")
-    text: str
+    text: str = Field(description="The passage as the model was given it (kept with the answer: re-indexing never changes it)")
     score: float
+    media_type: str = Field(description="The document's file type; application/pdf has page images")
+    highlights: list[HighlightOut] = Field(
+        description="Where the text sits on its page(s), kept with the answer: draw them over the page image "
+        "(coordinates are shares of the page, so any image size fits)"
+    )
+    document_deleted: bool = Field(description="true: the document was deleted since; text and highlights remain")
+    message: str | None = Field(description="For people: why there is no page or file to show, if so")
+    file_url: str | None = Field(description="GET it for the original file (null once the document is deleted)")
+    page_image_url: str | None = Field(description="GET it for the cited page as a PNG (null without page images)")
 
 
 class UnsupportedSpan(Schema):
@@ -105,8 +123,11 @@ class UnsupportedSpan(Schema):
 
 
 class GroundingOut(Schema):
-    score: float
-    flagged: bool | None
+    status: Literal["scored", "unscored", "failed"] = Field(
+        description="scored; unscored: the scorer gave no verdict (neither grounded nor flagged); failed: it crashed"
+    )
+    score: float | None = Field(description="0..1, higher is better supported; null unless scored")
+    flagged: bool | None = Field(description="true: possibly not grounded; null unless scored")
     threshold: float | None
     unsupported: list[UnsupportedSpan]
 
@@ -130,7 +151,7 @@ class AnswerOut(Schema):
     error: str
     citations: list[CitationOut] = Field(description="The passages the answer cites, in order of first use")
     passages: list[CitationOut] = Field(description="Every passage the model was given")
-    grounding: GroundingOut | None = Field(description="null until scored (just after the answer)")
+    grounding: GroundingOut | None = Field(description="null until grounding is settled (just after the answer)")
     timings: TimingsOut
     model: str
     feedback: Literal["up", "down"] | None
@@ -213,15 +234,33 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _citation_links(source: Source) -> tuple[str | None, str | None, str | None]:
+    """(file URL, page image URL, message) of a citation."""
+    record = source.record
+    if source.document_deleted:
+        return None, None, DOCUMENT_DELETED
+    file_url = reverse("api:document_file", kwargs={"document_id": record.document_id})
+    if not record.has_page_images:
+        return file_url, None, "This document has no page images (it is not a PDF): download the file"
+    page = record.boxes[0].page if record.boxes else record.page_start
+    return file_url, reverse("api:document_page", kwargs={"document_id": record.document_id, "number": page}), None
+
+
 def citations_out(sources: Sequence[Source]) -> list[CitationOut]:
-    return [
-        CitationOut(
-            n=s.record.n, cited=s.cited, document_id=s.record.document_id, document=s.record.document_name,
-            page=s.record.page_start, page_end=s.record.page_end, section=s.record.section, where=s.record.where,
-            score=s.record.score, text=s.record.text,
+    out = []
+    for s in sources:
+        file_url, page_image_url, message = _citation_links(s)
+        out.append(
+            CitationOut(
+                n=s.record.n, cited=s.cited, document_id=s.record.document_id, document=s.record.document_name,
+                page=s.record.page_start, page_end=s.record.page_end, section=s.record.section, where=s.record.where,
+                score=s.record.score, text=s.record.text, media_type=s.record.media_type,
+                highlights=[HighlightOut(page=b.page, x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in s.record.boxes],
+                document_deleted=s.document_deleted, message=message, file_url=file_url,
+                page_image_url=page_image_url,
+            )
         )
-        for s in sources
-    ]
+    return out
 
 
 def grounding_out(view: AnswerView) -> GroundingOut | None:
@@ -229,7 +268,7 @@ def grounding_out(view: AnswerView) -> GroundingOut | None:
     if g is None:
         return None
     unsupported = [UnsupportedSpan.model_validate(span) for span in g.unsupported]
-    return GroundingOut(score=g.score, flagged=g.flagged, threshold=g.threshold, unsupported=unsupported)
+    return GroundingOut(status=g.status, score=g.score, flagged=g.flagged, threshold=g.threshold, unsupported=unsupported)
 
 
 def answer_out(view: AnswerView) -> AnswerOut:

@@ -102,14 +102,14 @@ def _engine(name: str) -> Any:
 
 
 def _real_scans() -> list[tuple[str, np.ndarray, str]]:
-    from ingestion.parsers.pdf import _document_open, _page_render  # the parser's own rendering
+    from ingestion.parsers.pdf import _page_render, pdf_open  # the parser's own rendering
 
     expected = SCANNED / "linn.expected.txt"
     if not expected.is_file():
         return []
     out = []
     for name in ("linn.pdf", "ccitt.pdf", "jbig2.pdf"):
-        doc = _document_open(SCANNED / name)
+        doc = pdf_open(SCANNED / name)
         try:
             page = doc[0]
             out.append((name, _page_render(page), expected.read_text(encoding="utf-8")))
@@ -130,7 +130,7 @@ def run(engines: list[str], pages: int) -> dict[str, Any]:
                 lines = sentences[k % len(sentences):] + sentences[: k % len(sentences)]
                 image = page_scan(lines * 3, seed=k)
                 t0, c0 = time.perf_counter(), _cpu()
-                read = engine.read(image=image)
+                read = engine.read(image=image).text
                 seconds.append(time.perf_counter() - t0)
                 cpu.append(_cpu() - c0)
                 rates.append(cer(" ".join(lines * 3), read))
@@ -142,7 +142,7 @@ def run(engines: list[str], pages: int) -> dict[str, Any]:
         real = {}
         for scan, image, expected in _real_scans():
             t0, c0 = time.perf_counter(), _cpu()
-            read = engine.read(image=image)
+            read = engine.read(image=image).text
             real[scan] = {
                 "cer": round(cer(expected, read), 4), "seconds": round(time.perf_counter() - t0, 2),
                 "cpu_seconds": round(_cpu() - c0, 2),

@@ -150,6 +150,21 @@ def _api(f: dict[str, Any]) -> list[str]:
     return out
 
 
+def _pages(f: dict[str, Any]) -> list[str]:
+    out = ["## 6. Citation viewer: page images and passage location", ""]
+    p = f.get("pages")
+    s = _status(p) if p is not None else None
+    if p is None or s:
+        return out + [s or "_Not run._", ""]
+    out += [f"{p['pdf']} ({p['source']}), pages {p['pages']}, rendered {p['width_px']} px wide to PNG by pypdfium2 "
+            f"(median {p['png_kb_median']} KB); cached: read back from the disk cache. Locating: a 1,200-character "
+            "passage of the page found on it and its boxes computed, as each answer does per passage.", ""]
+    rows = [[name, p[key]["p50_ms"], p[key]["p95_ms"], p[key]["n"]]
+            for name, key in (("page image, cold", "render_cold"), ("page image, cached", "render_cached"),
+                              ("passage located", "passage_locate"))]
+    return out + _table(["", "p50 ms", "p95 ms", "pages"], rows)
+
+
 def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """(target, met / missed / not measured, figure)."""
     def check(ok: bool | None) -> str:
@@ -196,6 +211,6 @@ def report_render(f: dict[str, Any]) -> str:
         "## Targets", "",
     ]
     out += _table(["target", "status", "figure"], [list(t) for t in targets(f)])
-    for part in (_ingestion, _quality, _latency, _generation, _api):
+    for part in (_ingestion, _quality, _latency, _generation, _api, _pages):
         out += part(f)
     return "\n".join(out).rstrip() + "\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import ROOT, SEC_DIR, Skipped, median, percentile
 
-BENCHES = ("ingestion", "quality", "latency", "generation", "api")
+BENCHES = ("ingestion", "quality", "latency", "generation", "api", "pages")
 OUT = ROOT / "bench" / "out"
 GPU_DIR = ROOT / "bench" / "gpu"
 
@@ -110,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
         _section(figures, "api", lambda: api_overhead_bench(
             collection_id=ours.collection.id, clients=[1, 10] if quick else [1, 10, 50], max_new_tokens=16 if quick else 64, log=log))
+    if "pages" in wanted:
+        from bench.django_env import django_setup
+        from bench.pages import pages_bench
+
+        django_setup()
+        _section(figures, "pages", lambda: pages_bench(pages=6 if quick else 12, log=log))
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     if args.merge and (OUT / "figures.json").exists():
         earlier = json.loads((OUT / "figures.json").read_text(encoding="utf-8"))

@@ -27,7 +27,7 @@ def rate_chart_svg(rows: Sequence[RateRow], *, start: date, end: date) -> str:
     days = (end - start).days + 1
     series: dict[str, list[RateRow]] = defaultdict(list)
     for row in rows:
-        if row.day is not None:
+        if row.day is not None and row.answers:  # a day of only unscored answers has no rate
             name = row.backend or "unknown"
             series[f"{name} · {row.adapter}" if row.adapter else name].append(row)
     parts = [

@@ -63,6 +63,7 @@ def dashboard_data(request: HttpRequest) -> JsonResponse:
                     "day": r.day.isoformat() if r.day else None, "collection": r.collection, "backend": r.backend,
                     "adapter": r.adapter,
                     "answers": r.answers, "flagged": r.flagged, "rate": r.rate, "ci95": [r.low, r.high],
+                    "unscored": r.unscored,
                 }
                 for r in rows
             ],
@@ -77,16 +78,21 @@ class _AnswerCollector:
         since = timezone.now() - timedelta(days=3650)
         # adapter: the LoRA adapter that wrote the answers ('' = the base model).
         labels_of = ["collection", "backend", "adapter"]
-        answers = CounterMetricFamily("rag_answers", "Answers written by the model", labels=labels_of)
+        answers = CounterMetricFamily("rag_answers", "Answers written by the model and scored for grounding", labels=labels_of)
         flagged = CounterMetricFamily("rag_answers_flagged", "Answers flagged as not grounded", labels=labels_of)
+        unscored = CounterMetricFamily(
+            "rag_answers_unscored", "Answers the grounding scorer gave no verdict on (in neither count above)",
+            labels=labels_of,
+        )
         for row in reports.hallucination_rates(since=since, by_day=False, by_adapter=True):
             labels = [row.collection or "", row.backend or "", row.adapter or ""]
             answers.add_metric(labels, row.answers)
             flagged.add_metric(labels, row.flagged)
+            unscored.add_metric(labels, row.unscored)
         buckets, count, total = reports.score_histogram()
         histogram = HistogramMetricFamily("rag_grounding_score", "Grounding score of answers (1 = fully supported)")
         histogram.add_metric([], [(str(b), c) for b, c in buckets] + [("+Inf", count)], total)
-        yield from (answers, flagged, histogram)
+        yield from (answers, flagged, unscored, histogram)
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:

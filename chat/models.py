@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from ingestion.locate import PageBox
 from llm.citations import passage_where
 
 
@@ -26,14 +27,22 @@ class PassageRecord:
     score: float
     text: str  # as in the prompt (a passage cut to fit the window carries the cut text)
     section: str = ""  # the section's title, for documents of sections; '' for pages (and in older answers)
+    # The document's file type when the answer was given: a PDF's pages are shown as images, other files
+    # (sections, not pages) by their text. Answers recorded before it was kept cite PDFs, the only type then.
+    media_type: str = "application/pdf"
+    boxes: tuple[PageBox, ...] = ()  # where the text sits on its page(s), located when the answer was given
 
     @property
     def where(self) -> str:
         """Where the passage is, as a citation says it: 'p. 4', 'pp. 4-5' or the section's title."""
         return passage_where(section=self.section, page_start=self.page_start, page_end=self.page_end)
 
+    @property
+    def has_page_images(self) -> bool:
+        return self.media_type == "application/pdf"
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "boxes": [box.to_json() for box in self.boxes]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PassageRecord:
@@ -42,6 +51,8 @@ class PassageRecord:
             document_name=str(data["document_name"]), page_start=int(data["page_start"]),
             page_end=int(data["page_end"]), score=float(data["score"]), text=str(data.get("text", "")),
             section=str(data.get("section", "")),
+            media_type=str(data.get("media_type", "application/pdf")),
+            boxes=tuple(PageBox.from_json(box) for box in data.get("boxes") or ()),
         )
 
 
@@ -94,6 +105,9 @@ class Answer(models.Model):
     class Grounding(models.TextChoices):
         PENDING = "pending", "Pending"
         SCORED = "scored", "Scored"
+        # The scorer ran but could give no verdict (a judge model that answered nothing usable): neither
+        # grounded nor flagged, and counted apart from scored answers.
+        UNSCORED = "unscored", "Not scored"
         FAILED = "failed", "Scoring failed"
 
     # Grounding: filled right after generation, never delaying the streamed answer.

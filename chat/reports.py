@@ -1,7 +1,8 @@
 """The hallucination log read back: rates over time with confidence intervals, worst answers, metrics.
 
 Only answers the model actually wrote count: "the documents do not contain the answer" replies given
-without calling the model cannot hallucinate and would only dilute the rate.
+without calling the model cannot hallucinate and would only dilute the rate. Answers the scorer could give
+no verdict ("unscored": a judge that replied nothing usable) are counted apart, never in the rate.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ class RateRow:
     day: date | None
     collection: str | None
     backend: str | None
-    answers: int
+    answers: int  # scored: the rate's denominator
     flagged: int
     rate: float
     low: float
     high: float
     adapter: str | None = None  # set when grouped by adapter; '' = the base model
+    unscored: int = 0  # model answers the scorer gave no verdict on: in neither count above
 
 
 def wilson_interval(flagged: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -55,8 +57,14 @@ def since_parse(text: str) -> datetime:
     return timezone.now() - timedelta(hours=hours)
 
 
-def scored_answers(*, since: datetime, collection_id: int | None = None, backend: str | None = None) -> QuerySet[Answer]:
-    qs = Answer.objects.filter(created_at__gte=since, model_called=True, grounding_flagged__isnull=False)
+def scored_answers(
+    *, since: datetime, collection_id: int | None = None, backend: str | None = None, unscored: bool = False
+) -> QuerySet[Answer]:
+    """Model answers with a grounding verdict (and with `unscored`, those the scorer gave none too)."""
+    settled = Q(grounding_flagged__isnull=False)
+    if unscored:
+        settled |= Q(grounding_status=Answer.Grounding.UNSCORED)
+    qs = Answer.objects.filter(settled, created_at__gte=since, model_called=True)
     if collection_id is not None:
         qs = qs.filter(conversation__collection_id=collection_id)
     if backend:
@@ -70,7 +78,7 @@ def hallucination_rates(
 ) -> list[RateRow]:
     """Share of flagged answers per group, with counts and a 95% interval, oldest day first."""
     keys: list[str] = []
-    qs = scored_answers(since=since, collection_id=collection_id, backend=backend)
+    qs = scored_answers(since=since, collection_id=collection_id, backend=backend, unscored=True)
     if by_day:
         qs = qs.annotate(day=TruncDate("created_at"))
         keys.append("day")
@@ -80,12 +88,16 @@ def hallucination_rates(
         keys.append("backend")
     if by_adapter:
         keys.append("adapter")
-    counts = {"n": Count("id"), "f": Count("id", filter=Q(grounding_flagged=True))}
+    counts = {
+        "n": Count("id", filter=Q(grounding_flagged__isnull=False)),
+        "f": Count("id", filter=Q(grounding_flagged=True)),
+        "u": Count("id", filter=Q(grounding_status=Answer.Grounding.UNSCORED)),
+    }
     if keys:
         grouped = list(qs.values(*keys).annotate(**counts).order_by(*keys))
     else:
         totals = qs.aggregate(**counts)
-        grouped = [totals] if totals["n"] else []
+        grouped = [totals] if totals["n"] or totals["u"] else []
     rows = []
     for g in grouped:
         low, high = wilson_interval(g["f"], g["n"])
@@ -94,6 +106,7 @@ def hallucination_rates(
                 day=g.get("day"), collection=g.get("conversation__collection__name"), backend=g.get("backend"),
                 answers=g["n"], flagged=g["f"], rate=g["f"] / g["n"] if g["n"] else 0.0, low=low, high=high,
                 adapter=g.get("adapter"),
+                unscored=g["u"],
             )
         )
     return rows

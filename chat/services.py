@@ -21,7 +21,8 @@ from django.utils import timezone
 from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation, PassageRecord
 from chat.records import FEEDBACK_VALUES, Feedback
-from ingestion.models import Collection
+from ingestion.locate import PassageLocation, passage_locate
+from ingestion.models import Collection, Document
 from ingestion.services import collections_readable
 from llm.citations import citations_parse
 from llm.generators import ChatMessage, GenerationParams, Generator, generator_get
@@ -233,16 +234,26 @@ def _prompt(answer: Answer, found: Retrieved, history: Sequence[ChatMessage], ge
 
 def _records(found: Retrieved, built: BuiltPrompt) -> list[PassageRecord]:
     """The passages the prompt kept, in its numbering ([n] in the answer is records[n - 1]), with the text
-    the model saw."""
+    the model saw and where that text sits on its page: a snapshot that no re-indexing or deletion changes."""
     by_id = {p.chunk_id: p for p in found.passages}
-    return [
-        PassageRecord(
-            n=n, chunk_id=kept.chunk_id, document_id=by_id[kept.chunk_id].document_id, document_name=kept.document_title,
-            page_start=kept.page_start, page_end=kept.page_end, score=round(kept.score, 4), text=kept.text,
-            section=kept.section,
+    documents = Document.objects.in_bulk({p.document_id for p in found.passages})
+    records = []
+    for n, kept in enumerate(built.passages, start=1):
+        document = documents.get(by_id[kept.chunk_id].document_id)
+        located = (
+            passage_locate(document=document, page_start=kept.page_start, page_end=kept.page_end, text=kept.text)
+            if document is not None
+            else PassageLocation("", ())
         )
-        for n, kept in enumerate(built.passages, start=1)
-    ]
+        records.append(
+            PassageRecord(
+                n=n, chunk_id=kept.chunk_id, document_id=by_id[kept.chunk_id].document_id,
+                document_name=kept.document_title, page_start=kept.page_start, page_end=kept.page_end,
+                score=round(kept.score, 4), text=kept.text, section=kept.section, media_type=located.media_type,
+                boxes=located.boxes,
+            )
+        )
+    return records
 
 
 def _answer_claim(answer_id: int) -> Answer | None:
@@ -319,18 +330,22 @@ def answer_ground(*, answer_id: int) -> Answer:
     passages = [record.text for record in answer.passage_records()]
     result = scorer_get().score(answer=answer.text, passages=passages, question=answer.question)
     ms = (time.perf_counter() - t0) * 1000
+    scored = result.status == "scored"
     spans = [
         {"start": s.start, "end": s.end, "text": s.text, "support": round(s.support, 4)} for s in result.unsupported
     ]
+    # Unscored: no score and no flag, so nothing counts it as grounded (or as a hallucination).
     Answer.objects.filter(id=answer_id).update(
-        grounding_status=Answer.Grounding.SCORED, grounding_score=result.score, grounding_flagged=result.flagged,
+        grounding_status=Answer.Grounding.SCORED if scored else Answer.Grounding.UNSCORED,
+        grounding_score=result.score if scored else None, grounding_flagged=result.flagged if scored else None,
         grounding_threshold=result.threshold, grounding_scorer=result.scorer, grounding_version=result.version,
-        grounding_spans=spans, grounding_ms=ms,
+        grounding_spans=spans if scored else [], grounding_ms=ms,
     )
     log_event(
         logger, "answer_grounded", answer=answer_id, collection=answer.conversation.collection_id,
-        backend=answer.backend, score=round(result.score, 4), flagged=result.flagged, threshold=result.threshold,
-        scorer=result.scorer, version=result.version, unsupported=len(spans), ms=round(ms, 1),
+        backend=answer.backend, status=result.status, score=round(result.score, 4) if scored else None,
+        flagged=result.flagged if scored else None, threshold=result.threshold, scorer=result.scorer,
+        version=result.version, unsupported=len(spans), ms=round(ms, 1),
     )
     answer.refresh_from_db()
     return answer

@@ -9,6 +9,7 @@ urlpatterns = [
     path("answers/<int:answer_id>/", views.answer_detail, name="answer"),
     path("answers/<int:answer_id>/stream/", views.answer_stream, name="answer-stream"),
     path("answers/<int:answer_id>/feedback/", views.feedback, name="answer-feedback"),
+    path("answers/<int:answer_id>/sources/<int:n>/", views.answer_source, name="answer-source"),
     path("passages/<int:chunk_id>/", views.passage, name="passage"),
     path("grounding/", dashboard.dashboard, name="dashboard"),
     path("grounding/data.json", dashboard.dashboard_data, name="dashboard-data"),

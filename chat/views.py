@@ -21,6 +21,7 @@ from chat.exceptions import AccessDenied, RequestInvalid, SignInRequired
 from chat.follow import KEEPALIVE_COMMENT, answer_follow, sse, sse_response
 from chat.records import FEEDBACK_VALUES, AnswerView, answer_view
 from chat.rendering import answer_html
+from chat.viewer import source_viewer
 from ingestion.models import Chunk, Collection
 from ingestion.services import collections_visible
 from ragsite.errors import json_errors
@@ -43,15 +44,16 @@ def _int(value: str | None, what: str) -> int:
         raise RequestInvalid(f"{what} must be a number, not {value!r}") from None
 
 
-def passage_url(answer_id: int, chunk_id: int) -> str:
-    return reverse("passage", args=[chunk_id]) + f"?answer={answer_id}"
+def source_url(answer_id: int, n: int) -> str:
+    """The viewer of passage [n] of an answer: it shows the answer's own snapshot, so it outlives re-indexing."""
+    return reverse("answer-source", args=[answer_id, n])
 
 
 def answer_payload(view: AnswerView) -> dict[str, object]:
     """What the browser needs to show an answer (chat.js draws every card from it): safe HTML, sources,
     grounding, feedback."""
     answer = view.answer
-    urls = {s.record.n: passage_url(answer.id, s.record.chunk_id) for s in view.sources}
+    urls = {s.record.n: source_url(answer.id, s.record.n) for s in view.sources}
     grounding = view.grounding
     return {
         "id": answer.id,
@@ -60,10 +62,15 @@ def answer_payload(view: AnswerView) -> dict[str, object]:
         "html": answer_html(text=answer.text, passage_urls=urls, unsupported=grounding.unsupported if grounding else ()),
         "error": answer.error,
         "sources": [
-            {**s.record.to_json(), "where": s.record.where, "cited": s.cited, "url": urls[s.record.n]} for s in view.sources
+            {
+                **s.record.to_json(), "where": s.record.where, "cited": s.cited, "url": urls[s.record.n],
+                "document_deleted": s.document_deleted,
+            }
+            for s in view.sources
         ],
         "grounding": None if grounding is None else {
-            "score": round(grounding.score, 3), "flagged": grounding.flagged, "threshold": grounding.threshold,
+            "status": grounding.status, "score": None if grounding.score is None else round(grounding.score, 3),
+            "flagged": grounding.flagged, "threshold": grounding.threshold,
         },
         "grounding_status": answer.grounding_status,
         "feedback": view.feedback,
@@ -150,6 +157,18 @@ def passage(request: HttpRequest, chunk_id: int) -> HttpResponse:
         raise AccessDenied(f"Passage {chunk_id} does not exist")
     _collection_for(request.user, chunk.document.collection_id)  # 404 unless the user may see it
     return render(request, "chat/passage.html", {"chunk": chunk, "document": chunk.document})
+
+
+@login_required
+@require_GET
+def answer_source(request: HttpRequest, answer_id: int, n: int) -> HttpResponse:
+    """The citation viewer: passage [n] of an answer on its page (image and highlight), with the file to download."""
+    answer = services.answer_of_user(answer_id=answer_id, user=request.user)
+    source = next((s for s in answer_view(answer).sources if s.record.n == n), None)
+    if source is None:
+        raise AccessDenied(f"Answer {answer_id} has no passage [{n}]")
+    page = _int(request.GET["page"], "page") if request.GET.get("page") else None
+    return render(request, "chat/viewer.html", {"viewer": source_viewer(answer=answer, source=source, page=page)})
 
 
 @json_errors

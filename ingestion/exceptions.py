@@ -49,9 +49,30 @@ class EmbedderUnavailable(IngestionError):
     """The embedding model cannot be loaded; the message says which and what to do."""
 
 
+class DocumentNotFound(IngestionError):
+    """No such document among the collections the caller may read: it looks the same as a missing one."""
+
+
+class FileUnavailable(IngestionError):
+    """The document's original file is not stored (refused at upload, or lost): there is nothing to download."""
+
+
+class PageNotFound(IngestionError):
+    """The document has no page of that number; the message says which pages it has."""
+
+
+class PageUnavailable(IngestionError):
+    """The document's pages cannot be shown as images: it failed to ingest, its file is gone, it is not a
+    PDF (a Word or HTML document has sections, not pages), or the page is too large to render safely."""
+
+
 # (exception, HTTP status, stable code), registered with ragsite.errors when the app loads.
 ERRORS: list[tuple[type[Exception], int, str]] = [
     (DocumentRejected, 422, "document_rejected"),
+    (DocumentNotFound, 404, "not_found"),
+    (PageNotFound, 404, "page_not_found"),
+    (PageUnavailable, 409, "page_unavailable"),
+    (FileUnavailable, 409, "file_unavailable"),
     (EmbedderUnavailable, 503, "embedder_unavailable"),
     (IngestionError, 400, "ingestion_error"),
 ]

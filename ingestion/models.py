@@ -128,3 +128,21 @@ class Chunk(models.Model):
 
     def vector(self) -> np.ndarray:
         return np.frombuffer(bytes(self.embedding), dtype="<f4")
+
+
+class OcrPage(models.Model):
+    """The lines OCR read on one page of a document, with their boxes: where a cited passage of a scanned page
+    sits, for the citation viewer to highlight (a text layer's character boxes are read from the PDF instead).
+    Only OCR'd pages have one; replaced with the chunks at each ingestion."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="ocr_pages")
+    number = models.PositiveIntegerField()  # 1-based page number
+    # [[x0, y0, x1, y1, text], ...] in reading order; coordinates are shares of the page (0..1, 4 decimals,
+    # origin top left): about 60 bytes a line, and only for scanned pages.
+    lines = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["document", "number"], name="ocr_page_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} p.{self.number} ({len(self.lines)} OCR lines)"

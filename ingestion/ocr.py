@@ -13,6 +13,8 @@ call twice.
 
 RapidOCR returns one box per detected text line, sorted top-to-bottom, which interleaves the lines
 of side-by-side columns. `_reading_order` puts them back in reading order with a recursive XY-cut.
+The lines come back with their boxes: the citation viewer highlights a passage of a scanned page by
+them (kept per page at ingestion, ingestion.models.OcrPage).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ingestion.exceptions import OcrFailed
+from ingestion.parsers.base import TextLine
 from ragsite.components import LoadsOnce, component
 
 logger = logging.getLogger(__name__)
@@ -49,11 +52,17 @@ class _Box:
         return self.y1 - self.y0
 
 
+@dataclass(frozen=True)
+class OcrReading:
+    text: str  # the lines in reading order, joined ('' when none)
+    lines: tuple[TextLine, ...]  # in reading order; boxes in pixels of the image that was read
+
+
 class OcrEngine(Protocol):
     def warm_up(self) -> None: ...
 
-    def read(self, *, image: np.ndarray) -> str:
-        """The text in `image` (H×W grey or H×W×3 BGR, uint8), lines in reading order; '' when none.
+    def read(self, *, image: np.ndarray) -> OcrReading:
+        """The text in `image` (H×W grey or H×W×3 BGR, uint8), lines in reading order, with their boxes.
 
         Raises OcrFailed when the engine cannot process the image.
         """
@@ -81,17 +90,17 @@ class RapidOcrEngine(LoadsOnce):
         self._engine = RapidOCR(intra_op_num_threads=self._threads, inter_op_num_threads=1)
         logger.info("event=ocr_engine_built", extra={"threads": self._threads})
 
-    def read(self, *, image: np.ndarray) -> str:
+    def read(self, *, image: np.ndarray) -> OcrReading:
         if image.ndim not in (2, 3) or image.size == 0:
             raise OcrFailed(f"OCR needs a non-empty 2-D image, got shape {image.shape}")
         self.warm_up()
+        padded, (top, left) = _aspect_padded(image)
         try:
             with self._lock:
-                result, _timings = self._engine(_aspect_padded(image))
+                result, _timings = self._engine(padded)
         except _engine_errors() as exc:
             raise OcrFailed(f"OCR engine failed: {type(exc).__name__}: {exc}") from exc
-        boxes = [_box_from(item) for item in result or ()]
-        return _text_join(_reading_order([b for b in boxes if b.text]))
+        return _reading(_reading_order([b for b in (_box_from(item, top, left) for item in result or ()) if b.text]))
 
 
 class TesseractOcrEngine(LoadsOnce):
@@ -160,7 +169,7 @@ class TesseractOcrEngine(LoadsOnce):
         fallback.warm_up()
         self._fallback = fallback
 
-    def read(self, *, image: np.ndarray) -> str:
+    def read(self, *, image: np.ndarray) -> OcrReading:
         if image.ndim not in (2, 3) or image.size == 0:
             raise OcrFailed(f"OCR needs a non-empty 2-D image, got shape {image.shape}")
         self.warm_up()
@@ -181,7 +190,7 @@ class TesseractOcrEngine(LoadsOnce):
             raise OcrFailed(f"OCR engine failed (tesseract): {type(exc).__name__}: {str(exc)[:200]}") from exc
         # Tesseract's lines, cut where words stand a column gutter apart, then put in reading order by the
         # same XY-cut as RapidOCR's boxes (Tesseract alone reads short aligned columns across, as rows).
-        return _text_join(_reading_order(_tesseract_boxes(data)))
+        return _reading(_reading_order(_tesseract_boxes(data)))
 
 
 def _tesseract_boxes(data: dict[str, list[Any]]) -> list[_Box]:
@@ -211,28 +220,35 @@ def _merged(words: list[_Box]) -> _Box:
     )
 
 
-def image_ocr(*, image: np.ndarray) -> str:
-    """The text in `image`, read by this process's OCR engine (see OcrEngine.read)."""
+def _reading(boxes: list[_Box]) -> OcrReading:
+    """Lines in reading order: their text joined, and each with its box."""
+    return OcrReading(_text_join(boxes), tuple(TextLine(b.x0, b.y0, b.x1, b.y1, b.text) for b in boxes))
+
+
+def image_ocr(*, image: np.ndarray) -> OcrReading:
+    """The text in `image` and its lines, read by this process's OCR engine (see OcrEngine.read)."""
     engine: OcrEngine = component("ocr")
     return engine.read(image=image)
 
 
-def _aspect_padded(image: np.ndarray) -> np.ndarray:
+def _aspect_padded(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """Pad a long, thin image with white so its short side is at least a quarter of its long side.
 
     RapidOCR scales images up, keeping their shape, until the short side reaches 30 px and then, for
     detection, 736 px: a 2000×3 px strip (a long, thin page) grew to 20000×5000 and took 7 minutes,
-    a 3×2000 one to 736×46000. Padded, neither grows past about 3000×736.
+    a 3×2000 one to 736×46000. Padded, neither grows past about 3000×736. Also returns the (top, left)
+    padding, which boxes found in the padded image are shifted back by.
     """
     height, width = image.shape[:2]
     target = max(_MIN_SIDE, math.ceil(max(height, width) / _MAX_ASPECT))
     axis = 0 if height < width else 1
     extra = target - image.shape[axis]
     if extra <= 0:
-        return image
+        return image, (0, 0)
     widths = [(0, 0)] * image.ndim
     widths[axis] = (extra // 2, extra - extra // 2)
-    return np.pad(image, widths, constant_values=255)
+    offset = (extra // 2, 0) if axis == 0 else (0, extra // 2)
+    return np.pad(image, widths, constant_values=255), offset
 
 
 def _engine_errors() -> tuple[type[BaseException], ...]:
@@ -256,10 +272,10 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _box_from(item: Sequence[Any]) -> _Box:
+def _box_from(item: Sequence[Any], top: int = 0, left: int = 0) -> _Box:
     points, text = item[0], item[1]
-    xs = [float(p[0]) for p in points]
-    ys = [float(p[1]) for p in points]
+    xs = [float(p[0]) - left for p in points]
+    ys = [float(p[1]) - top for p in points]
     return _Box(min(xs), min(ys), max(xs), max(ys), str(text).strip())
 
 

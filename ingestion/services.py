@@ -21,8 +21,9 @@ from django.utils import timezone
 from ingestion.cards import CARD_CHUNKS, card_text
 from ingestion.chunking import ChunkDraft, chunks_split
 from ingestion.embedding import Embedder, embedder_get
-from ingestion.exceptions import DocumentRejected
-from ingestion.models import Chunk, Collection, Document, vector_bytes
+from ingestion.exceptions import DocumentNotFound, DocumentRejected
+from ingestion.models import Chunk, Collection, Document, OcrPage, vector_bytes
+from ingestion.pages import page_cache_forget
 from ingestion.parsers import ParsedDocument, media_type_read, media_type_sniff, parser_for
 from ingestion.signals import chunks_replaced, documents_removed
 from ragsite.logs import log_event
@@ -256,6 +257,18 @@ def _chunks_save(
             ],
             batch_size=500,
         )
+        OcrPage.objects.filter(document_id=document.id).delete()
+        OcrPage.objects.bulk_create(
+            [
+                OcrPage(document_id=document.id, number=unit.number, lines=[
+                    [round(line.x0, 4), round(line.y0, 4), round(line.x1, 4), round(line.y1, 4), line.text]
+                    for line in unit.lines
+                ])
+                for unit in parsed.units
+                if unit.lines
+            ],
+            batch_size=200,
+        )
         Document.objects.filter(id=document.id).update(
             page_count=parsed.page_count, unit=parsed.unit, warnings=list(parsed.warnings), embedder=embedder,
             card_embedding=vector_bytes(card),
@@ -324,6 +337,7 @@ def document_delete(*, document: Document) -> None:
         transaction.on_commit(lambda: documents_removed.send(sender=Document, collection_id=collection_id))
         if stored:
             transaction.on_commit(lambda: storage.delete(stored))
+        transaction.on_commit(lambda: page_cache_forget(document_id=document_id))
     log_event(logger, "document_deleted", document=document_id, collection=collection_id)
 
 
@@ -362,6 +376,18 @@ def collections_readable(*, user: User | AnonymousUser) -> QuerySet[Collection]:
     if user.is_staff:
         return Collection.objects.all()
     return Collection.objects.filter(members=user)
+
+
+def document_readable(*, user: User | AnonymousUser, document_id: int) -> Document:
+    """A document of a collection the user may read; any other id is DocumentNotFound, like a missing one."""
+    document = (
+        Document.objects.filter(id=document_id, collection__in=collections_readable(user=user))
+        .select_related("collection")
+        .first()
+    )
+    if document is None:
+        raise DocumentNotFound(f"Document {document_id} does not exist or is not in a collection you may read")
+    return document
 
 
 def collections_visible(*, user: User | AnonymousUser) -> list[Collection]:

@@ -1,21 +1,26 @@
-"""Staff pages: upload documents (PDF, Word, HTML, Markdown, text), watch their progress, delete or re-index them. Thin: services do the work."""
+"""Staff pages: upload documents (PDF, Word, HTML, Markdown, text), watch their progress, delete or re-index
+them; and for every reader of a collection, its documents' files and page images (the citation viewer's).
+Thin: services do the work."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from ingestion import maintenance, services
+from ingestion import maintenance, pages, services
 from ingestion.models import Collection, Document
 from ingestion.parsers import parsers_accept, parsers_accepted
+from ragsite.downloads import file_download_response, image_response
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -55,6 +60,8 @@ class CollectionForm(forms.ModelForm):
     class Meta:
         model = Collection
         fields = ["name", "description"]
+        # A short description: three lines, not Django's default ten (which dwarfed the name field beside it).
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:
@@ -144,3 +151,22 @@ def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
     services.document_reindex(document=document)
     messages.success(request, f"{document.original_name} queued for re-indexing")
     return redirect(f"{reverse('documents')}?collection={document.collection.slug}")
+
+
+@login_required
+@require_GET
+async def document_file(request: HttpRequest, document_id: int) -> StreamingHttpResponse:
+    """The original file, for a reader of its collection (a download, never shown inline)."""
+    user = await request.auser()
+    stored = await sync_to_async(
+        lambda: pages.document_file(document=services.document_readable(user=user, document_id=document_id))
+    )()
+    return file_download_response(path=stored.path, filename=stored.name, content_type=stored.media_type)
+
+
+@login_required
+@require_GET
+async def document_page(request: HttpRequest, document_id: int, number: int) -> HttpResponse:
+    """A page of the document as a PNG, rendered off the event loop (and cached)."""
+    document = await sync_to_async(services.document_readable)(user=await request.auser(), document_id=document_id)
+    return image_response(await pages.page_image_async(document=document, number=number))

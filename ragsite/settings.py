@@ -129,6 +129,12 @@ MAX_PDF_PAGES = env.int("RAG_MAX_PDF_PAGES", default=5000)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PDF_OCR = env.bool("RAG_PDF_OCR", default=True)
+# The citation viewer's page images (ingestion/pages.py): rendered this many pixels wide (about 150 dpi for
+# A4 or Letter), by this many threads per web process, and cached on disk under DATA_DIR/page-cache/ up to
+# this size (least recently used images go first).
+PAGE_IMAGE_WIDTH = env.int("RAG_PAGE_IMAGE_WIDTH", default=1280)
+PAGE_RENDER_THREADS = env.int("RAG_PAGE_RENDER_THREADS", default=2)
+PAGE_CACHE_BYTES = env.int("RAG_PAGE_CACHE_MB", default=512) * 1024 * 1024
 
 # Redis, when set, is the broker; otherwise kombu's filesystem transport needs no server at all.
 REDIS_URL = env.str("REDIS_URL", default="")

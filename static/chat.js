@@ -21,16 +21,26 @@
     a.dataset.n = String(p.n);
     a.textContent = "[" + p.n + "] " + p.document_name + ", " + p.where;  // "p. 4" or a section's title
     li.appendChild(a);
+    if (p.document_deleted) {
+      const note = document.createElement("small");
+      note.className = "muted";
+      note.textContent = " (document since deleted)";
+      li.appendChild(note);
+    }
     return li;
   }
 
   function showGrounding(article, payload) {
     const badge = article.querySelector(".grounding");
     const g = payload.grounding;
-    if (g) {
+    if (g && g.status === "scored") {
       badge.className = "grounding " + (g.flagged ? "flagged" : "grounded");
       badge.textContent = (g.flagged ? "Possibly unsupported" : "Grounded") + " · " + g.score;
       badge.title = "Grounding score " + g.score + " (threshold " + g.threshold + ")";
+    } else if (payload.grounding_status === "unscored") {
+      badge.className = "grounding unscored";
+      badge.textContent = "Not scored";
+      badge.title = "The grounding check gave no verdict for this answer: check its sources yourself";
     } else if (payload.grounding_status === "failed") {
       badge.className = "grounding unavailable";
       badge.textContent = "Grounding unavailable";
@@ -40,6 +50,7 @@
   }
 
   function render(article, payload) {
+    article.id = "answer-" + payload.id;
     article.dataset.answer = String(payload.id);
     article.dataset.status = payload.status;
     article.querySelector(".question").textContent = payload.question;
@@ -65,6 +76,7 @@
     const article = template.content.firstElementChild.cloneNode(true);
     answers.appendChild(article);
     if (payload.status === "pending" || payload.status === "streaming") {
+      article.id = "answer-" + payload.id;
       article.dataset.answer = String(payload.id);
       article.querySelector(".question").textContent = payload.question;
     } else {

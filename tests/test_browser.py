@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from tests import doc_factory
-from tests.conftest import WorkerProcess, asgi_server_running, wait_for, worker_env
+from tests.conftest import HANDBOOK, WorkerProcess, asgi_server_running, wait_for, worker_env
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -212,3 +213,97 @@ def test_model_output_with_markup_is_shown_as_text(asgi_server: str, browser_pag
     assert page.locator(".qa mark.unsupported").count() >= 1  # type: ignore[attr-defined]
     assert page.locator(".qa .answer-body script, .qa .answer-body img").count() == 0  # type: ignore[attr-defined]
     assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
+
+
+# Where make_text_pdf draws a page's first line (Letter, 612 x 792 pt): from 72 pt in, baseline 72 pt from the
+# top, 12 pt letters. Page 2 of HANDBOOK starts with the leave sentence.
+FIRST_LINE = (72 / 612, (72 - 12) / 792, 540 / 612, (72 + 4) / 792)
+
+
+def _over(box: dict[str, float], frame: dict[str, float], area: tuple[float, float, float, float]) -> tuple[float, float]:
+    """(share of `box` inside `area`, share of the area's width it spans); `box` and `frame` in pixels as
+    Playwright gives them, `area` (x0, y0, x1, y1) in shares of the frame."""
+    x0, y0 = (box["x"] - frame["x"]) / frame["width"], (box["y"] - frame["y"]) / frame["height"]
+    x1, y1 = x0 + box["width"] / frame["width"], y0 + box["height"] / frame["height"]
+    width = max(0.0, min(x1, area[2]) - max(x0, area[0]))
+    inside = width * max(0.0, min(y1, area[3]) - max(y0, area[1]))
+    return inside / ((x1 - x0) * (y1 - y0)), width / (area[2] - area[0])
+
+
+def test_a_citation_opens_the_cited_page_highlighted_and_the_file_downloads(
+    asgi_server: str, browser_page: object, tmp_path: Path
+) -> None:
+    """The demo's question in a handbook collection: the citation opens the image of page 2 with a box over
+    the leave sentence, page by page, at desktop and phone widths, and the original file downloads."""
+    page: Any = browser_page
+    collection = Collection.objects.create(name="Handbook")
+    user = get_user_model().objects.create_user("hana", password=PASSWORD)
+    collection.members.add(user)
+    pdf = make_text_pdf(tmp_path / "handbook.pdf", HANDBOOK)
+    document = document_upload(
+        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), user=None
+    ).document
+    wait_for(lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready")
+
+    _login(page, asgi_server, "hana")
+    assert page.inner_text("#conversation-list") == "None yet."
+    page.fill("#question", "How many days of paid leave do employees get?")
+    page.click("#ask-button")
+    # The first conversation replaces "None yet." in the list at once.
+    page.wait_for_selector("#conversation-list li.current")
+    assert "None yet." not in page.inner_text("#conversation-list")
+    page.wait_for_selector(".qa .grounding.grounded, .qa .grounding.flagged, .qa .grounding.unscored", timeout=240_000)
+    thumb = page.locator(".qa button.thumb svg").first.bounding_box()
+    assert thumb and thumb["width"] >= 12 and thumb["height"] >= 12  # icons drawn without any emoji font
+
+    # The answer's citation of page 2 (SmolLM2 may not cite: then the source list's entry for page 2).
+    sources = page.locator(".qa .citations a", has_text="p. 2")
+    assert sources.count() >= 1
+    cited = page.locator(".qa .answer-body a.cite")
+    target = next(
+        (cited.nth(i) for i in range(cited.count()) if cited.nth(i).get_attribute("href") == sources.first.get_attribute("href")),
+        sources.first,
+    )
+    target.click()
+    page.wait_for_selector("#page-image")
+    page.wait_for_function("() => document.getElementById('page-image').naturalWidth > 0")
+    assert page.get_attribute("#page-image", "src") == f"/documents/{document.id}/pages/2.png"
+    assert "Page 2 of 3" in page.inner_text("#page-label")
+    frame = page.locator("#page-image").bounding_box()
+    boxes = [page.locator(".highlight").nth(i).bounding_box() for i in range(page.locator(".highlight").count())]
+    # A box lies over the first line (where the leave sentence is drawn) and spans most of it.
+    assert boxes and any(inside > 0.9 and across > 0.7 for inside, across in (_over(b, frame, FIRST_LINE) for b in boxes)), (
+        boxes, frame,
+    )
+    # The highlight lies over drawn text: dark pixels of the page image under the first box.
+    from io import BytesIO
+
+    from PIL import Image
+
+    shot = Image.open(BytesIO(page.locator(".page-sheet").screenshot())).convert("L")
+    scale = shot.width / frame["width"]
+    first = boxes[0]
+    region = shot.crop((int((first["x"] - frame["x"]) * scale), int((first["y"] - frame["y"]) * scale),
+                        int((first["x"] - frame["x"] + first["width"]) * scale), int((first["y"] - frame["y"] + first["height"]) * scale)))
+    darkest = region.getextrema()[0]
+    assert isinstance(darkest, int | float) and darkest < 80, "no text under the highlight"
+
+    with page.expect_download() as download:
+        page.click("#download")
+    assert Path(download.value.path()).read_bytes() == pdf.read_bytes()
+    assert download.value.suggested_filename == "Employee Handbook.pdf"
+
+    page.click("#next-page")
+    page.wait_for_function("() => document.getElementById('page-image').naturalWidth > 0")
+    assert page.get_attribute("#page-image", "src").endswith("/pages/3.png") and page.locator(".highlight").count() == 0
+    page.click("#prev-page")
+    page.click("#fit-width")
+    assert page.get_attribute("#fit-width", "aria-pressed") == "false"
+    assert page.locator("#page-image").bounding_box()["width"] == page.evaluate("document.getElementById('page-image').naturalWidth")
+    page.click("#fit-width")
+    # At a phone's width the page and its highlight fit the screen; nothing scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_function("() => document.getElementById('page-image').naturalWidth > 0")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator(".highlight").first.is_visible()

@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from chat.models import Answer
-from ingestion.models import Collection, Document
-from ingestion.services import document_upload
+from ingestion.models import Chunk, Collection, Document
+from ingestion.services import document_delete, document_reindex, document_upload
 from llm.prompts import NOT_IN_DOCUMENTS
 from tests.conftest import HANDBOOK, WorkerProcess, sse_events, wait_for
 from tests.pdf_factory import make_text_pdf
@@ -78,6 +78,11 @@ def test_ask_streams_a_cited_answer_and_records_it(
     assert all(n in {p["n"] for p in answer.passages} for n in answer.citations)
     assert answer.grounding_scorer and answer.grounding_flagged is not None
 
+    # The snapshot says where the passage sits on its page; the viewer shows that page with it highlighted.
+    assert first["media_type"] == "application/pdf" and first["boxes"] and {b[0] for b in first["boxes"]} == {2}
+    viewer = member.get(f"/answers/{answer.id}/sources/{first['n']}/").content.decode()
+    assert "/pages/2.png" in viewer and 'class="highlight"' in viewer and "27 days" in viewer
+
     # The passage a citation points at opens with its document and page; another user's cannot.
     page = member.get(f"/passages/{first['chunk_id']}/")
     assert page.status_code == 200 and b"27 days" in page.content and b"Page 2" in page.content
@@ -139,3 +144,41 @@ def test_asking_needs_access_to_the_collection(handbook: Collection) -> None:
     client.force_login(stranger)
     assert client.post("/ask/", {"collection": handbook.id, "question": "hi"}).status_code == 404
     assert not Answer.objects.exists()
+
+
+def test_an_answer_keeps_its_citations_through_reindexing_and_deletion(
+    celery_worker_process: WorkerProcess, handbook: Collection, member: Client
+) -> None:
+    """Re-indexing replaces every chunk (new ids); the answer's citations must show the same passage, page and
+    highlight after it, and say the document is gone after it is deleted, never 404."""
+    _ready(handbook)
+    ids = member.post("/ask/", {"collection": handbook.id, "question": "How many days of paid annual leave?"}).json()
+    answer = wait_for(
+        lambda: Answer.objects.filter(id=ids["answer"], status=Answer.Status.DONE).first(), timeout=180, what="the answer"
+    )
+    record = next(p for p in answer.passages if p["page_start"] == 2)
+    viewer = f"/answers/{answer.id}/sources/{record['n']}/"
+    before = member.get(viewer).content.decode()
+    highlights = [line for line in before.splitlines() if 'class="highlight"' in line]
+    assert highlights and "27 days" in before
+    document = Document.objects.get(collection=handbook)
+    old_chunks = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
+
+    document_reindex(document=document)
+    wait_for(
+        lambda: Document.objects.filter(id=document.id, status=Document.Status.READY).exists()
+        and not old_chunks & set(Chunk.objects.filter(document=document).values_list("id", flat=True)),
+        timeout=180, what="the re-index to replace the chunks",
+    )
+    after = member.get(viewer).content.decode()
+    assert [line for line in after.splitlines() if 'class="highlight"' in line] == highlights
+    assert "27 days" in after and "/pages/2.png" in after
+    assert member.get(f"/documents/{document.id}/pages/2.png").status_code == 200
+    assert member.get(f"/passages/{record['chunk_id']}/").status_code == 404  # the chunk itself is gone
+    assert Answer.objects.get(id=answer.id).passages == answer.passages  # the snapshot itself is untouched
+
+    document_delete(document=document)
+    gone = member.get(viewer)
+    assert gone.status_code == 200 and "was deleted" in gone.content.decode() and "27 days" in gone.content.decode()
+    source = next(s for s in member.get(f"/answers/{answer.id}/").json()["sources"] if s["n"] == record["n"])
+    assert source["document_deleted"] is True and source["text"] == record["text"]

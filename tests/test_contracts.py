@@ -162,7 +162,10 @@ class TestScorerContract:
         scorer.warm_up()
         result = scorer.score(answer=ANSWER, passages=PASSAGES, question="How many days of leave?")
         assert isinstance(result, GroundingResult) and 0.0 <= result.score <= 1.0
-        assert result.flagged == (result.score < result.threshold)
+        if result.status == "scored":
+            assert result.flagged == (result.score < result.threshold)
+        else:  # no verdict: never flagged, never passed as grounded, and the reason is given
+            assert result.status == "unscored" and not result.flagged and result.reason
         assert result.scorer == scorer.name and result.version == scorer.version
         assert [ANSWER[s.start : s.end] for s in result.sentences] == [s.text for s in result.sentences]
         assert len(result.sentences) == 2
@@ -245,6 +248,11 @@ def test_ocr_engine_contract(path: str) -> None:
     engine.warm_up()
     engine.warm_up()
     blank = np.full((200, 400), 255, dtype=np.uint8)
-    assert engine.read(image=blank) == ""
+    assert engine.read(image=blank).text == "" and engine.read(image=blank).lines == ()
     image = np.array(pdf_factory.text_image(["Invoice total 450"]).convert("L"))
-    assert "450" in engine.read(image=image)
+    reading = engine.read(image=image)
+    assert "450" in reading.text and [line.text for line in reading.lines] == [reading.text]
+    # Each line's box is in pixels of the image it was given (the text is drawn from 56 px in, see text_image).
+    height, width = image.shape
+    (line,) = reading.lines
+    assert 0 <= line.x0 < line.x1 <= width and 0 <= line.y0 < line.y1 <= height and 30 < line.x0 < 90

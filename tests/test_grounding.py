@@ -266,10 +266,32 @@ def test_llm_judge_uses_generator_verdicts() -> None:
     assert params.temperature == 0.0
 
 
-def test_llm_judge_garbled_reply_does_not_flag() -> None:
+def test_llm_judge_garbled_reply_is_unscored_neither_grounded_nor_flagged() -> None:
     judge = LlmJudgeScorer(generator=FakeGenerator("I cannot comply."))
     result = judge.score(answer="One. Two.", passages=["p"])
-    assert not result.flagged and [s.support for s in result.sentences] == [0.5, 0.5]
+    assert result.status == "unscored" and not result.flagged and "0 of 2" in result.reason
+    assert result.unsupported == () and not any(s.judged for s in result.sentences)
+
+
+@pytest.mark.parametrize(
+    ("reply", "threshold", "status", "flagged", "score"),
+    [
+        ("1: SUPPORTED\n2: SUPPORTED\n3: SUPPORTED", 1.0, "scored", False, 1.0),
+        # One sentence unjudged: it could go either way at the default threshold, so nothing is decided.
+        ("1: SUPPORTED\n2: SUPPORTED", 1.0, "unscored", False, 2 / 3),
+        # One sentence judged unsupported decides it whatever the others would have been.
+        ("2: UNSUPPORTED", 1.0, "scored", True, 0.0),
+        # Two of three supported is enough at 0.5 even if the third were not.
+        ("1: SUPPORTED\n3: SUPPORTED", 0.5, "scored", False, 2 / 3),
+    ],
+)
+def test_llm_judge_decides_only_what_its_verdicts_decide(
+    reply: str, threshold: float, status: str, flagged: bool, score: float
+) -> None:
+    judge = LlmJudgeScorer(generator=FakeGenerator(reply), threshold=threshold)
+    result = judge.score(answer="One is here. Two is there. Three is everywhere.", passages=["p"])
+    assert (result.status, result.flagged) == (status, flagged)
+    assert result.score == pytest.approx(score)
 
 
 def test_verdicts_parse_ignores_out_of_range_and_duplicates() -> None:

@@ -119,3 +119,48 @@ def test_eval_grounding_command_computes_metrics_for_known_predictions(tmp_path:
     # predicted = [T, F, T, F] against truth [T, T, F, F]: precision 0.5, recall 0.5, F1 0.5, balanced acc. 0.5
     overall = next(line for line in text.splitlines() if line.startswith("overall"))
     assert "P=0.500 R=0.500 F1=0.500 BAcc=0.500 n=4 pos=2" in overall, text
+
+
+@pytest.mark.slow
+def test_a_judge_that_answers_garbage_leaves_the_answer_unscored_and_counted_apart(
+    log: dict[str, Collection], tmp_path: Path, admin_client: Client, settings: object
+) -> None:
+    """A real generator that cannot give verdicts (a tiny random-weight Mistral: its vocabulary has no digits
+    and no SUPPORTED) judges a real answer: the answer must end "unscored", never grounded at 1.0."""
+    from api.schemas import answer_out
+    from chat.records import answer_view
+    from chat.tasks import score_answer
+    from llm.generators import generator_build
+    from tests.components import component_configured
+    from tests.llm_fixtures import tiny_mistral_build
+
+    model = tiny_mistral_build(tmp_path / "tiny", generation={"suppress_tokens": [0, 1, 2, 3]}, window=4096)
+    judge = generator_build(backend="transformers", model=str(model), quantization="none", local_files_only=True)
+    conversation = Conversation.objects.create(collection=log["hr"], title="leave")
+    answer = Answer.objects.create(
+        conversation=conversation, question="How many days of leave?", status="done", model_called=True,
+        backend="llamacpp", text="Employees get 27 days of paid leave [1]. The office has a rooftop pool.",
+        passages=[{"n": 1, "chunk_id": 1, "document_id": 1, "document_name": "Handbook.pdf", "page_start": 2,
+                   "page_end": 2, "score": 0.7, "text": "Every employee receives 27 days of paid annual leave."}],
+    )
+    with component_configured("scorer", "llm.grounding.judge.LlmJudgeScorer", generator=judge):
+        score_answer(answer.id)
+    answer.refresh_from_db()
+    assert answer.grounding_status == Answer.Grounding.UNSCORED
+    assert answer.grounding_score is None and answer.grounding_flagged is None and answer.grounding_spans == []
+    grounding = answer_out(answer_view(answer)).grounding
+    assert grounding is not None and (grounding.status, grounding.score, grounding.flagged) == ("unscored", None, None)
+    assert admin_client.get(f"/answers/{answer.id}/").status_code == 404  # not the admin's conversation
+    # Counted apart: the rate stays 3 of 9 scored answers, with one unscored beside it.
+    since = timezone.now() - timedelta(days=7)
+    (total,) = reports.hallucination_rates(since=since, by_day=False, by_collection=False, by_backend=False)
+    assert (total.answers, total.flagged, total.unscored) == (9, 3, 1)
+    page = admin_client.get("/grounding/?days=7").content.decode()
+    assert "3</strong> of <strong>9" in page and 'id="unscored-total"><strong>1</strong>' in page
+    settings.METRICS_TOKEN = "scrape-secret"  # type: ignore[attr-defined]
+    body = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
+    assert 'rag_answers_unscored_total{adapter="",backend="llamacpp",collection="HR"} 1.0' in body
+    assert 'rag_answers_total{adapter="",backend="llamacpp",collection="HR"} 6.0' in body
+    out = StringIO()
+    call_command("hallucination_report", "--since", "7d", stdout=out)
+    assert "3/9 answers flagged" in out.getvalue() and "1 more could not be scored" in out.getvalue()

@@ -20,7 +20,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
 from ingestion.exceptions import DocumentRejected, OcrFailed
-from ingestion.ocr import image_ocr
+from ingestion.ocr import OcrReading, image_ocr
 from ingestion.parsers import ParsedDocument
 from ingestion.parsers import pdf as pdf_module
 from ingestion.parsers.pdf import pages_describe, pdf_parse, render_scale
@@ -368,7 +368,7 @@ def test_page_where_ocr_finds_nothing_is_empty_with_a_warning(tmp_path: Path) ->
 def test_page_ocr_fails_on_is_left_empty_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def ocr_failing(*, image: np.ndarray) -> str:
+    def ocr_failing(*, image: np.ndarray) -> OcrReading:
         raise OcrFailed("OCR engine failed: ONNXRuntimeError: out of memory")
 
     monkeypatch.setattr(pdf_module, "image_ocr", ocr_failing)
@@ -384,7 +384,7 @@ def test_page_ocr_fails_on_is_left_empty_with_a_warning(
 @pytest.mark.parametrize("shape", [(3, 2000), (2000, 3)])
 def test_long_thin_image_is_ocrd_in_bounded_time(shape: tuple[int, int]) -> None:
     # Unpadded, RapidOCR blew the 2000×3 strip up to 20000×5000 px and took 7 minutes.
-    assert image_ocr(image=np.full(shape, 255, dtype=np.uint8)) == ""
+    assert image_ocr(image=np.full(shape, 255, dtype=np.uint8)).text == ""
 
 
 @pytest.mark.parametrize(
@@ -405,7 +405,7 @@ def test_two_columns_are_read_column_by_column() -> None:
     right = ["Rivers flow down to", "the sea through the", "green valley below"]
     image = np.asarray(make.columns_image(left, right))
 
-    text = image_ocr(image=image).lower()
+    text = image_ocr(image=image).text.lower()
 
     assert (
         text.index("apples")
@@ -419,7 +419,7 @@ def test_two_columns_are_read_column_by_column() -> None:
 def test_huge_page_is_rendered_within_the_pixel_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: list[tuple[int, ...]] = []
 
-    def ocr_spy(*, image: np.ndarray) -> str:
+    def ocr_spy(*, image: np.ndarray) -> OcrReading:
         shapes.append(image.shape)
         return image_ocr(image=image)
 

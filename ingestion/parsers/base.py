@@ -16,11 +16,25 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
+class TextLine:
+    """A line of text read by OCR and where it sits (origin top left): in pixels of the image as the OCR
+    engine reports it; in a TextUnit, as shares of the page's width and height (0..1, the page as
+    displayed), which is what the citation viewer highlights on a scanned page."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+@dataclass(frozen=True)
 class TextUnit:
     number: int  # 1-based: the page number as a reader sees it, or the section's position
     text: str  # normalized text ('' when nothing could be read)
     ocr: bool = False  # the text came from OCR
     title: str = ""  # a section's heading; '' for pages
+    lines: tuple[TextLine, ...] = ()  # OCR'd pages: the lines read, in reading order; others: none
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Pure: no Django (the OCR engine is a component, built on the first page that needs it). Rejections a person can act on raise `DocumentRejected`; trouble limited to some pages
 (a damaged page, a page OCR cannot read) becomes a warning naming the pages, and parsing goes on.
 
-PDFium is not thread-safe, so every call into it happens under `_PDFIUM_LOCK`; OCR, the slow part,
+PDFium is not thread-safe, so every call into it happens under `PDFIUM_LOCK`; OCR, the slow part,
 runs outside the lock. PDFium objects hold native memory and file handles, so each one is closed
 explicitly rather than left to the garbage collector.
 """
@@ -25,14 +25,14 @@ import pypdfium2.raw as pdfium_c
 
 from ingestion.exceptions import DocumentRejected, OcrFailed
 from ingestion.ocr import image_ocr
-from ingestion.parsers.base import ParsedDocument, Progress, TextUnit
+from ingestion.parsers.base import ParsedDocument, Progress, TextLine, TextUnit
 from ingestion.parsers.sniff import media_type_describe, media_type_sniff
 from ingestion.plausibility import text_plausibility
 from ingestion.text import text_normalize, text_readability
 
 logger = logging.getLogger(__name__)
 
-_PDFIUM_LOCK = threading.RLock()
+PDFIUM_LOCK = threading.RLock()
 
 # Rendering for OCR: 200 dpi suits text of 8 pt and up, but RapidOCR shrinks any image whose longer
 # side exceeds 2000 px before it looks at it, so more pixels would only cost memory. Detection's
@@ -52,7 +52,7 @@ _SCAN_COVERAGE = 0.5
 # Rendering decodes every image at full size whatever the output size (an 81 MP scan took 230 MB),
 # so one image of a billion pixels, which a few KB of compressed zeros can declare, would take
 # gigabytes. 100 MP still admits an A4 page scanned at 1000 dpi.
-_MAX_IMAGE_PIXELS = 100_000_000
+MAX_IMAGE_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ _ISSUES = {
     "implausible_ocr_off": "Text on {pages} is not words of any language (a font that maps letters to wrong "
     "characters?); OCR is turned off, so it was kept as it is and may not be found by search",
     "ocr_failed": "OCR failed on {pages}; left empty",
-    "too_large": f"Did not OCR {{pages}} (an image over {_MAX_IMAGE_PIXELS // 1_000_000} megapixels, too large to render safely); left empty",
+    "too_large": f"Did not OCR {{pages}} (an image over {MAX_IMAGE_PIXELS // 1_000_000} megapixels, too large to render safely); left empty",
 }
 
 
@@ -113,8 +113,8 @@ def pdf_parse(
     """
     started = time.perf_counter()
     _header_check(path)
-    with _PDFIUM_LOCK:
-        doc = _document_open(path)
+    with PDFIUM_LOCK:
+        doc = pdf_open(path)
         total = len(doc)
     try:
         if total > max_pages:
@@ -134,7 +134,7 @@ def pdf_parse(
             if progress is not None:
                 progress(index + 1, total)
     finally:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             doc.close()
     warnings = _warnings_build(issues, pages)
     logger.info(
@@ -152,7 +152,7 @@ def pdf_parse(
 
 def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextUnit, str | None]:
     number = index + 1
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             layer = _layer_read(doc, index, render=ocr)
         except pdfium.PdfiumError as exc:
@@ -166,10 +166,11 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextU
         return TextUnit(number, "", False), ("garbage_ocr_off" if layer.garbage else "no_text_ocr_off")
     started = time.perf_counter()
     try:
-        read = text_normalize(text=image_ocr(image=layer.image))
+        reading = image_ocr(image=layer.image)
     except OcrFailed as exc:
         logger.warning("event=pdf_page_ocr_failed", extra={"page": number, "error": str(exc)})
         return TextUnit(number, layer.text, False), None if layer.text else "ocr_failed"
+    read = text_normalize(text=reading.text)
     logger.info(
         "event=pdf_page_ocr",
         extra={"page": number, "chars": len(read), "seconds": round(time.perf_counter() - started, 2)},
@@ -177,8 +178,20 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextU
     # A sparse text layer (a scan's stamp) stays unless OCR read more; an implausible one unless OCR's reading
     # is more plausible; garbage never stays.
     if read and (layer.garbage or _ocr_reads_better(read, layer)):
-        return TextUnit(number, read, True), None
+        return TextUnit(number, read, True, lines=_lines_normalized(reading.lines, layer.image.shape)), None
     return TextUnit(number, layer.text, False), None if layer.text else "no_text"
+
+
+def _lines_normalized(lines: tuple[TextLine, ...], shape: tuple[int, ...]) -> tuple[TextLine, ...]:
+    """OCR boxes in pixels of the rendered page → shares of the page (the rendering is the whole page)."""
+    height, width = shape[0], shape[1]
+    return tuple(
+        TextLine(
+            max(0.0, line.x0 / width), max(0.0, line.y0 / height), min(1.0, line.x1 / width),
+            min(1.0, line.y1 / height), line.text,
+        )
+        for line in lines
+    )
 
 
 def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
@@ -197,13 +210,13 @@ def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
             return _Layer(text, needs_ocr=False, garbage=False, image=None)  # most pages end here
         if not text and pdfium_c.FPDFPage_CountObjects(page.raw) == 0:
             return _Layer("", needs_ocr=False, garbage=False, image=None, issue="no_text")  # truly blank
-        coverage, largest = _images_measure(page)
+        coverage, largest = images_measure(page)
         if text and not garbage and not implausible and coverage < _SCAN_COVERAGE:
             return _Layer(text, needs_ocr=False, garbage=False, image=None)  # just a short page
         kept = "" if garbage else text
         if not render:
             return _Layer(kept, needs_ocr=True, garbage=garbage, image=None, implausible=implausible)
-        if largest > _MAX_IMAGE_PIXELS:
+        if largest > MAX_IMAGE_PIXELS:
             logger.warning("event=pdf_page_image_too_large", extra={"page": index + 1, "pixels": largest})
             return _Layer(
                 kept, needs_ocr=False, garbage=garbage, image=None, issue=None if kept else "too_large"
@@ -280,7 +293,7 @@ def _char_box(textpage: pdfium.PdfTextPage, text_index: int) -> tuple[float, flo
     return rect.top, rect.bottom
 
 
-def _images_measure(page: pdfium.PdfPage) -> tuple[float, int]:
+def images_measure(page: pdfium.PdfPage) -> tuple[float, int]:
     """(share of the page covered by images, pixel count of the largest image).
 
     Overlapping images count twice in the share: good enough to tell a scan from a logo.
@@ -332,7 +345,7 @@ def _header_check(path: Path) -> None:
     )
 
 
-def _document_open(path: Path) -> pdfium.PdfDocument:
+def pdf_open(path: Path) -> pdfium.PdfDocument:
     # The raw call rather than PdfDocument(path): pypdfium2 raises for a document with zero pages
     # without closing it (leaking the handle and the open file), and reports a stale error code.
     raw = pdfium_c.FPDF_LoadDocument(os.fsencode(path) + b"\0", None)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from llm.grounding.splitting import sentences_split
+from llm.grounding.splitting import Span, sentences_split
 from llm.grounding.types import GroundingError, GroundingResult, SentenceScore
 
 
@@ -54,6 +54,34 @@ def verdicts_parse(*, text: str, count: int) -> dict[int, bool]:
 
 def _support(verdict: bool | None) -> float:
     return 0.5 if verdict is None else float(verdict)
+
+
+def verdicts_result(
+    *, spans: Sequence[Span], verdicts: dict[int, bool], threshold: float, scorer: str, version: str
+) -> GroundingResult:
+    """The answer's grounding from the judge's verdicts, failing closed.
+
+    A sentence without a verdict counts neither way: the answer is decided only when every way of filling
+    in the missing verdicts gives the same side of the threshold (then its score counts them unsupported);
+    otherwise, and always when the judge gave no usable verdict at all, it is "unscored". A garbled reply
+    must neither flag every answer nor pass any answer as grounded.
+    """
+    sentences = tuple(
+        SentenceScore(s.start, s.end, s.text, _support(verdicts.get(i)), verdicts.get(i, False), i in verdicts)
+        for i, s in enumerate(spans, start=1)
+    )
+    if not sentences:
+        return GroundingResult(1.0, False, threshold, scorer, version, ())
+    supported = sum(1 for s in sentences if s.judged and s.supported)
+    missing = sum(1 for s in sentences if not s.judged)
+    low, high = supported / len(sentences), (supported + missing) / len(sentences)
+    if missing == len(sentences) or low < threshold <= high:
+        reason = (
+            f"the judge gave a usable verdict for {len(sentences) - missing} of {len(sentences)} sentences, "
+            "too few to decide"
+        )
+        return GroundingResult(low, False, threshold, scorer, version, sentences, status="unscored", reason=reason)
+    return GroundingResult(low, low < threshold, threshold, scorer, version, sentences)
 
 
 class LlmJudgeScorer:
@@ -108,13 +136,6 @@ class LlmJudgeScorer:
             verdicts = verdicts_parse(
                 text="".join(generator.stream(messages=messages, params=params)), count=len(spans)
             )
-        # A sentence the judge did not label gets 0.5 and counts as supported: a garbled reply
-        # must not flag every answer.
-        sentences = tuple(
-            SentenceScore(s.start, s.end, s.text, _support(verdicts.get(i)), verdicts.get(i, True))
-            for i, s in enumerate(spans, start=1)
-        )
-        grounded = sum(s.supported for s in sentences) / len(sentences) if sentences else 1.0
-        return GroundingResult(
-            grounded, grounded < self.threshold, self.threshold, self.name, self.version, sentences
+        return verdicts_result(
+            spans=spans, verdicts=verdicts, threshold=self.threshold, scorer=self.name, version=self.version
         )

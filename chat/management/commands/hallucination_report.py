@@ -24,11 +24,13 @@ class Command(BaseCommand):
         t = total[0]
         self.stdout.write(
             f"Since {since:%Y-%m-%d %H:%M} UTC: {t.flagged}/{t.answers} answers flagged = {t.rate:.1%} "
-            f"(95% CI {t.low:.1%}-{t.high:.1%})\n"
+            f"(95% CI {t.low:.1%}-{t.high:.1%}); {t.unscored} more could not be scored (in neither count)\n"
         )
-        self.stdout.write(f"{'day':<12}{'collection':<24}{'backend':<14}{'answers':>8}{'flagged':>8}{'rate':>8}  95% CI")
+        self.stdout.write(
+            f"{'day':<12}{'collection':<24}{'backend':<14}{'answers':>8}{'flagged':>8}{'rate':>8}  {'95% CI':<13}{'unscored':>8}"
+        )
         for r in reports.hallucination_rates(since=since):
             self.stdout.write(
                 f"{r.day!s:<12}{(r.collection or '')[:23]:<24}{(r.backend or '')[:13]:<14}{r.answers:>8}{r.flagged:>8}"
-                f"{r.rate:>8.1%}  {r.low:.1%}-{r.high:.1%}"
+                f"{r.rate:>8.1%}  {f'{r.low:.1%}-{r.high:.1%}':<13}{r.unscored:>8}"
             )
