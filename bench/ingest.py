@@ -41,15 +41,36 @@ class SystemRun:
         }
 
 
-def _timing(fn: Callable[..., Any], stages: dict[str, float], key: str) -> Callable[..., Any]:
+def _timing(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            stages[key] = stages.get(key, 0.0) + time.perf_counter() - t0
+            _STAGES[key] = _STAGES.get(key, 0.0) + time.perf_counter() - t0
 
     return wrapped
+
+
+# Where the stage timings of our pipeline go: the Ours instance ingesting now (several sections may
+# each make one in one process, and the wrappers below are installed once).
+_STAGES: dict[str, float] = {}
+_PATCHED: list[bool] = []
+
+
+def _stages_patch() -> None:
+    """Stage timings: wrap what document_ingest calls (bench-only patches of this process), once."""
+    if _PATCHED:
+        return
+    import ingestion.services as services
+    from retrieval.embedding import embedder_get
+
+    embedder = embedder_get()
+    services.pdf_parse = _timing(services.pdf_parse, "parse")  # type: ignore[attr-defined]
+    services.chunks_split = _timing(services.chunks_split, "chunk")  # type: ignore[attr-defined]
+    services.index_sync = _timing(services.index_sync, "index")  # type: ignore[attr-defined]
+    embedder.embed = _timing(embedder.embed, "embed")  # type: ignore[method-assign]
+    _PATCHED.append(True)
 
 
 class Ours:
@@ -58,19 +79,13 @@ class Ours:
     def __init__(self, collection_name: str = "bench-10q") -> None:
         from django.utils.text import slugify
 
-        import ingestion.services as services
         from ingestion.models import Collection
         from retrieval.embedding import embedder_get
 
         self.run = SystemRun()
         self.collection = Collection.objects.create(name=collection_name, slug=slugify(collection_name))
-        embedder = embedder_get()
-        embedder.warm_up()
-        # Stage timings: wrap what document_ingest calls (bench-only patches of this process).
-        services.pdf_parse = _timing(services.pdf_parse, self.run.stages, "parse")  # type: ignore[attr-defined]
-        services.chunks_split = _timing(services.chunks_split, self.run.stages, "chunk")  # type: ignore[attr-defined]
-        services.index_sync = _timing(services.index_sync, self.run.stages, "index")  # type: ignore[attr-defined]
-        embedder.embed = _timing(embedder.embed, self.run.stages, "embed")  # type: ignore[method-assign]
+        embedder_get().warm_up()
+        _stages_patch()
 
     def ingest(self, path: Path) -> None:
         from django.core.files import File
@@ -78,6 +93,7 @@ class Ours:
         from ingestion.models import Document
         from ingestion.services import document_ingest
 
+        _STAGES.clear()
         with rss_peak() as peak:
             t0 = time.perf_counter()
             data = path.read_bytes()
@@ -88,6 +104,8 @@ class Ours:
                 document.file.save(f"{document.sha256}.pdf", File(fh), save=True)
             done = document_ingest(document_id=document.id)
             self.run.seconds += time.perf_counter() - t0
+        for key, seconds in _STAGES.items():
+            self.run.stages[key] = self.run.stages.get(key, 0.0) + seconds
         self._memory(peak.growth_mb, peak.peak_mb)
         if done.status != Document.Status.READY:
             self.run.failed.append(f"{path.name}: {done.error}")
@@ -104,6 +122,12 @@ class Ours:
         from retrieval.services import chunks_search
 
         return [(p.document_name, p.text) for p in chunks_search(collection_id=self.collection.id, query=query, k=k)]
+
+    def search_pages(self, query: str, k: int) -> list[tuple[str, int]]:
+        """(file name, 1-based page) of the k best passages, best first."""
+        from retrieval.services import chunks_search
+
+        return [(p.document_name, p.page_start) for p in chunks_search(collection_id=self.collection.id, query=query, k=k)]
 
 
 class Baseline:
@@ -166,9 +190,18 @@ class Baseline:
         docs = self.store.similarity_search(query, k=k)
         return [(Path(d.metadata.get("source", "")).name, d.page_content) for d in docs]
 
+    def search_pages(self, query: str, k: int) -> list[tuple[str, int]]:
+        """(file name, 1-based page) of the k best passages; PyPDFLoader's `page` is 0-based."""
+        if self.store is None:
+            return []
+        docs = self.store.similarity_search(query, k=k)
+        return [(Path(d.metadata.get("source", "")).name, int(d.metadata.get("page", -1)) + 1) for d in docs]
 
-def ingestion_bench(*, pdfs: list[Path], log: Callable[[str], None]) -> tuple[dict[str, Any], Ours, Baseline]:
-    ours, baseline = Ours(), Baseline()
+
+def ingestion_bench(
+    *, pdfs: list[Path], log: Callable[[str], None], collection_name: str = "bench-10q"
+) -> tuple[dict[str, Any], Ours, Baseline]:
+    ours, baseline = Ours(collection_name), Baseline()
     for n, path in enumerate(pdfs):
         order: list[Any] = [ours, baseline] if n % 2 == 0 else [baseline, ours]
         for system in order:
