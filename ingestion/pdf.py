@@ -26,6 +26,7 @@ import pypdfium2.raw as pdfium_c
 
 from ingestion.exceptions import OcrFailed, PdfRejected
 from ingestion.ocr import image_ocr
+from ingestion.tables import page_layout, page_may_hold_table, tables_find, text_with_tables
 from ingestion.text import text_normalize, text_readability
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,13 @@ def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
     try:
         textpage = page.get_textpage()
         try:
-            text = text_normalize(text=_paragraphs_mark(textpage, textpage.get_text_range()))
+            raw = textpage.get_text_range()
+            text = _paragraphs_mark(textpage, raw)
+            if page_may_hold_table(text=raw):  # the cheap pre-check: most pages stop here
+                lines, rules = page_layout(page, textpage, raw)
+                found = tables_find(lines=lines, rules=rules, width=page.get_width(), height=page.get_height())
+                text = text_with_tables(text=text, lines=raw.split("\r\n"), tables=found)
+            text = text_normalize(text=text)
         finally:
             textpage.close()
         readable, share = text_readability(text=text)
