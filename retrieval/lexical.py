@@ -23,7 +23,10 @@ from retrieval.exceptions import IndexUnavailable
 from retrieval.files import atomic_write
 
 K1, B = 1.2, 0.75
-_TOKEN = re.compile(r"[a-z0-9]+")
+# Runs of letters and digits of any script: "Gebühren", "contraseña", "東京" are words too.
+_TOKEN = re.compile(r"[^\W_]+")
+# Bumped when `tokens` changes: a file written with other tokens is rebuilt, not mixed with new rows.
+TOKENIZER_VERSION = 2
 # Words so common in any English text that they only add work: their postings are the longest.
 STOPWORDS = frozenset(
     "a an and are as at be been but by can did do does for from had has have how if in into is it its "
@@ -33,7 +36,8 @@ STOPWORDS = frozenset(
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased alphanumeric runs minus stopwords ("Apple's Q2 2023 10-Q" → apple q2 2023 10 q)."""
+    """Lower-cased runs of letters and digits minus stopwords ("Apple's Q2 2023 10-Q" → apple q2 2023 10 q;
+    "Prämie für Überstunden" → prämie für überstunden)."""
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
 
 
@@ -145,6 +149,7 @@ def lexical_save(index: LexicalIndex, *, path: Path) -> None:
                 fh, ids=index.ids, lengths=index.lengths, doc_offsets=index.doc_offsets, doc_terms=index.doc_terms,
                 doc_counts=index.doc_counts, vocabulary=index.vocabulary, post_offsets=index.post_offsets,
                 post_rows=index.post_rows, post_weights=index.post_weights,
+                tokenizer=np.asarray(TOKENIZER_VERSION),
             )
 
     atomic_write(path, write)
@@ -156,6 +161,9 @@ def lexical_load(*, path: Path) -> LexicalIndex:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
+        version = int(arrays.pop("tokenizer", 1))
+        if version != TOKENIZER_VERSION:
+            raise IndexUnavailable(f"lexical index file {path} was built with tokenizer {version}, not {TOKENIZER_VERSION}")
         lookup = {str(w): i for i, w in enumerate(arrays["vocabulary"].tolist())}
         return LexicalIndex(**arrays, _lookup=lookup)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:

@@ -28,6 +28,24 @@ def test_tokens_drop_case_punctuation_and_stopwords() -> None:
     assert lexical.tokens("What was Apple's Q2 2023 10-Q revenue?") == ["apple", "q2", "2023", "10", "q", "revenue"]
 
 
+def test_tokens_keep_letters_of_every_script() -> None:
+    assert lexical.tokens("Prämie für Überstunden: 1.500 € (contraseña)") == ["prämie", "für", "überstunden", "1", "500", "contraseña"]
+    index = lexical.lexical_build(ids=np.array([1, 2]), texts=["Die Überstunden werden vergütet.", "Les congés payés."])
+    assert index.search("überstunden", k=2)[0].tolist() == [1]
+    assert index.search("congés", k=2)[0].tolist() == [2]
+
+
+def test_a_file_of_another_tokenizer_is_unavailable_so_it_is_rebuilt(tmp_path: Path) -> None:
+    index = lexical.lexical_build(ids=np.array([5, 6]), texts=TEXTS[:2])
+    path = lexical.lexical_path(root=tmp_path, collection_id=1, version=1)
+    lexical.lexical_save(index, path=path)
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if name != "tokenizer"}
+    np.savez(path.with_suffix(".old.npz"), **arrays)  # as written before the tokenizer had a version
+    with pytest.raises(IndexUnavailable, match="tokenizer 1"):
+        lexical.lexical_load(path=path.with_suffix(".old.npz"))
+
+
 def test_bm25_ranks_the_rare_word_first_and_skips_rows_without_a_match() -> None:
     index = lexical.lexical_build(ids=np.array([11, 22, 33, 44]), texts=TEXTS)
     ids, scores = index.search("share repurchases and dividends", k=4)
