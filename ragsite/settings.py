@@ -191,11 +191,16 @@ FAISS_INDEX_FACTORY = env.str("RAG_FAISS_INDEX_FACTORY", default="auto")
 FAISS_IVF_MIN_VECTORS = env.int("RAG_FAISS_IVF_MIN_VECTORS", default=10_000)
 FAISS_NPROBE = env.int("RAG_FAISS_NPROBE", default=0)  # IVF lists scanned per query; 0 = one in 16, at least 64
 SEARCH_TOP_K = env.int("RAG_SEARCH_TOP_K", default=5)
-# Hybrid search: BM25 over chunk texts (and file names) fused with the vector ranking (retrieval/lexical.py).
-# Off by default: on the 10-Q questions it measured recall@5 0.68-0.71 against 0.73 for vectors alone.
+# Hybrid search: BM25 over chunk texts (and file names) adds its candidates and, weighted, its scores
+# (scaled so the query's best BM25 match has 1) to the vector ranking (retrieval/lexical.py, ranking.py).
 SEARCH_HYBRID = env.bool("RAG_SEARCH_HYBRID", default=False)
-# Candidates taken from each ranking (vector, BM25) before document weighting and fusion.
+SEARCH_LEXICAL_WEIGHT = env.float("RAG_SEARCH_LEXICAL_WEIGHT", default=0.1)
+# Candidates taken from each ranking (vector, BM25) before weighting and page ranking.
 SEARCH_DEPTH = env.int("RAG_SEARCH_DEPTH", default=50)
+# Pages as the ranking unit: a page scores its best chunk plus this weight times the best chunk of the
+# page before or after it; passages are each page's best chunk, best page first (RAG_SEARCH_PAGES=0: chunks).
+SEARCH_PAGES = env.bool("RAG_SEARCH_PAGES", default=True)
+SEARCH_PAGE_NEIGHBOURS = env.float("RAG_SEARCH_PAGE_NEIGHBOURS", default=0.0)
 # How much the question's similarity to a chunk's document card (file name, opening words) adds to the
 # chunk's own similarity when ranking; 0 ranks by chunk similarity alone.
 SEARCH_DOCUMENT_WEIGHT = env.float("RAG_SEARCH_DOCUMENT_WEIGHT", default=0.5)
