@@ -94,10 +94,12 @@ def pdf_parse(
     *,
     path: Path,
     ocr: bool = True,
+    tables: bool = True,
     max_pages: int = 5000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ParsedPdf:
-    """Extract normalized text page by page; OCR pages without a usable text layer when `ocr`.
+    """Extract normalized text page by page; OCR pages without a usable text layer when `ocr`; tables
+    rewritten with their labels (ingestion.tables) when `tables`.
 
     Raises PdfRejected (code not_pdf, encrypted, corrupt, empty or too_many_pages). Never raises
     for a problem confined to some pages: those come back empty, named in `warnings`.
@@ -119,7 +121,7 @@ def pdf_parse(
         pages: list[PageText] = []
         issues: dict[str, list[int]] = {}
         for index in range(total):
-            page, issue = _page_read(doc, index, ocr=ocr)
+            page, issue = _page_read(doc, index, ocr=ocr, tables=tables)
             pages.append(page)
             if issue is not None:
                 issues.setdefault(issue, []).append(page.number)
@@ -142,11 +144,11 @@ def pdf_parse(
     return ParsedPdf(page_count=total, pages=tuple(pages), warnings=warnings)
 
 
-def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[PageText, str | None]:
+def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool, tables: bool = True) -> tuple[PageText, str | None]:
     number = index + 1
     with _PDFIUM_LOCK:
         try:
-            layer = _layer_read(doc, index, render=ocr)
+            layer = _layer_read(doc, index, render=ocr, tables=tables)
         except pdfium.PdfiumError as exc:
             logger.warning("event=pdf_page_unreadable", extra={"page": number, "error": str(exc)})
             return PageText(number, "", False), "unreadable"
@@ -172,7 +174,7 @@ def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[PageT
     return PageText(number, layer.text, False), None if layer.text else "no_text"
 
 
-def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
+def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool, tables: bool = True) -> _Layer:
     """Text layer of one page, its quality, and a rendering when OCR should look at it."""
     page = doc[index]
     try:
@@ -180,7 +182,7 @@ def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
         try:
             raw = textpage.get_text_range()
             text = _paragraphs_mark(textpage, raw)
-            if page_may_hold_table(text=raw):  # the cheap pre-check: most pages stop here
+            if tables and page_may_hold_table(text=raw):  # the cheap pre-check: prose pages stop here
                 lines, rules = page_layout(page, textpage, raw)
                 found = tables_find(lines=lines, rules=rules, width=page.get_width(), height=page.get_height())
                 text = text_with_tables(text=text, lines=raw.split("\r\n"), tables=found)

@@ -153,6 +153,7 @@ def _parse(document: Document, progress: _Progress) -> ParsedPdf:
     return pdf_parse(
         path=Path(document.file.path),
         ocr=settings.PDF_OCR,
+        tables=settings.PDF_TABLES,
         max_pages=settings.MAX_PDF_PAGES,
         progress=progress.scaled(0.0, _PARSE_END, "reading pages"),
     )

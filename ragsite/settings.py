@@ -128,6 +128,8 @@ MAX_PDF_PAGES = env.int("RAG_MAX_PDF_PAGES", default=5000)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PDF_OCR = env.bool("RAG_PDF_OCR", default=True)
+# Rewrite tables found on PDF pages as rows that carry their labels, headers and title (ingestion/tables.py).
+PDF_TABLES = env.bool("RAG_PDF_TABLES", default=True)
 
 # Redis, when set, is the broker; otherwise kombu's filesystem transport needs no server at all.
 REDIS_URL = env.str("REDIS_URL", default="")
