@@ -28,6 +28,8 @@ class SystemRun:
     stages: dict[str, float] = field(default_factory=dict)
     peak_growth_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    table_pages: int = 0  # pages whose text passed the table pre-check (ours)
+    tables: int = 0
 
     def figures(self) -> dict[str, Any]:
         s = max(self.seconds, 1e-9)
@@ -38,6 +40,12 @@ class SystemRun:
             "stage_seconds": {k: round(v, 2) for k, v in self.stages.items()},
             "embed_share": round(self.stages.get("embed", 0.0) / s, 3),
             "peak_rss_growth_mb": round(self.peak_growth_mb, 1), "peak_rss_mb": round(self.peak_rss_mb, 1),
+            **({"tables": {
+                "pages_checked": self.table_pages, "share_checked": round(self.table_pages / max(self.pages, 1), 3),
+                "tables_found": self.tables, "seconds": round(self.stages.get("tables", 0.0), 2),
+                "seconds_per_checked_page": round(self.stages.get("tables", 0.0) / max(self.table_pages, 1), 4),
+                "share_of_time": round(self.stages.get("tables", 0.0) / s, 3),
+            }} if self.table_pages else {}),
         }
 
 
@@ -55,6 +63,7 @@ def _timing(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
 # Where the stage timings of our pipeline go: the Ours instance ingesting now (several sections may
 # each make one in one process, and the wrappers below are installed once).
 _STAGES: dict[str, float] = {}
+_COUNTS: dict[str, int] = {}
 _PATCHED: list[bool] = []
 
 
@@ -70,6 +79,22 @@ def _stages_patch() -> None:
     services.chunks_split = _timing(services.chunks_split, "chunk")  # type: ignore[attr-defined]
     services.index_sync = _timing(services.index_sync, "index")  # type: ignore[attr-defined]
     embedder.embed = _timing(embedder.embed, "embed")  # type: ignore[method-assign]
+    # Table finding (inside parsing): the pages that passed the pre-check, the tables found, the time.
+    import ingestion.pdf as pdf
+
+    layout, find = _timing(pdf.page_layout, "tables"), _timing(pdf.tables_find, "tables")
+
+    def page_layout(*args: Any, **kwargs: Any) -> Any:
+        _COUNTS["table_pages"] = _COUNTS.get("table_pages", 0) + 1
+        return layout(*args, **kwargs)
+
+    def tables_find(*args: Any, **kwargs: Any) -> Any:
+        found = find(*args, **kwargs)
+        _COUNTS["tables"] = _COUNTS.get("tables", 0) + len(found)
+        return found
+
+    pdf.page_layout = page_layout  # type: ignore[assignment]
+    pdf.tables_find = tables_find  # type: ignore[assignment]
     _PATCHED.append(True)
 
 
@@ -94,6 +119,7 @@ class Ours:
         from ingestion.services import document_ingest
 
         _STAGES.clear()
+        _COUNTS.clear()
         with rss_peak() as peak:
             t0 = time.perf_counter()
             data = path.read_bytes()
@@ -106,6 +132,8 @@ class Ours:
             self.run.seconds += time.perf_counter() - t0
         for key, seconds in _STAGES.items():
             self.run.stages[key] = self.run.stages.get(key, 0.0) + seconds
+        self.run.table_pages += _COUNTS.get("table_pages", 0)
+        self.run.tables += _COUNTS.get("tables", 0)
         self._memory(peak.growth_mb, peak.peak_mb)
         if done.status != Document.Status.READY:
             self.run.failed.append(f"{path.name}: {done.error}")

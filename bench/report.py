@@ -45,6 +45,11 @@ def _ingestion(f: dict[str, Any]) -> list[str]:
     keys = ["files_ok", "pages", "chunks", "seconds", "pages_per_s", "chunks_per_s", "embed_share", "peak_rss_growth_mb", "peak_rss_mb"]
     out += _table(["", "ours", "LangChain baseline"], [[k, o[k], b[k]] for k in keys])
     out += [f"Stage seconds, ours: {o['stage_seconds']}; baseline: {b['stage_seconds']}.", ""]
+    if o.get("tables"):
+        t = o["tables"]
+        out += [f"Table finding (ours, part of parse): {t['pages_checked']} of {o['pages']} pages passed the pre-check "
+                f"({t['share_checked']}), {t['tables_found']} tables, {t['seconds']} s = {t['seconds_per_checked_page']} s per "
+                f"checked page, {t['share_of_time']} of our ingestion time.", ""]
     if b["files_failed"] or o["files_failed"]:
         out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
     out += [f"**pages/s ratio ours/baseline: {_fmt(ing['pages_per_s_ratio'])}**", ""]
@@ -103,8 +108,8 @@ def _financebench(f: dict[str, Any]) -> list[str]:
             f"{_fmt(ing['pages_per_s_ratio'])}; stage seconds, ours: {o['stage_seconds']}.", ""]
     if o["files_failed"] or b["files_failed"]:
         out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
-    if fb.get("tables"):
-        out += [f"Table detection (ours): {fb['tables']}.", ""]
+    if o.get("tables"):
+        out += [f"Table finding (ours): {o['tables']}.", ""]
     return out
 
 
