@@ -445,3 +445,4 @@ def _rules(page: pdfium.PdfPage, height: float) -> list[Rule]:
         if min(w, h) <= _RULE_MAX_THICKNESS and max(w, h) >= _RULE_MIN_LENGTH:
             rules.append(Rule(left.value, height - top.value, right.value, height - bottom.value))
     return rules
+

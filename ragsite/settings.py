@@ -195,12 +195,14 @@ FAISS_NPROBE = env.int("RAG_FAISS_NPROBE", default=0)  # IVF lists scanned per q
 SEARCH_TOP_K = env.int("RAG_SEARCH_TOP_K", default=5)
 # Hybrid search: BM25 over chunk texts (and file names) adds its candidates and, weighted, its scores
 # (scaled so the query's best BM25 match has 1) to the vector ranking (retrieval/lexical.py, ranking.py).
-SEARCH_HYBRID = env.bool("RAG_SEARCH_HYBRID", default=False)
+# Measured offline (bench data, our chunks): 10-Q hit@5 0.903 -> 0.933, MRR 0.643 -> 0.694 at 0.1.
+SEARCH_HYBRID = env.bool("RAG_SEARCH_HYBRID", default=True)
 SEARCH_LEXICAL_WEIGHT = env.float("RAG_SEARCH_LEXICAL_WEIGHT", default=0.1)
 # Candidates taken from each ranking (vector, BM25) before weighting and page ranking.
-SEARCH_DEPTH = env.int("RAG_SEARCH_DEPTH", default=50)
-# Pages as the ranking unit: a page scores its best chunk plus this weight times the best chunk of the
-# page before or after it; passages are each page's best chunk, best page first (RAG_SEARCH_PAGES=0: chunks).
+SEARCH_DEPTH = env.int("RAG_SEARCH_DEPTH", default=100)
+# Pages as the ranking unit: a page scores its best chunk plus RAG_SEARCH_PAGE_NEIGHBOURS times the best
+# chunk of the page before or after it; passages are each page's best chunk, best page first
+# (RAG_SEARCH_PAGES=0: chunks in score order). Neighbours measured worse on FinanceBench: 0 by default.
 SEARCH_PAGES = env.bool("RAG_SEARCH_PAGES", default=True)
 SEARCH_PAGE_NEIGHBOURS = env.float("RAG_SEARCH_PAGE_NEIGHBOURS", default=0.0)
 # How much the question's similarity to a chunk's document card (file name, opening words) adds to the

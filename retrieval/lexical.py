@@ -25,8 +25,12 @@ from retrieval.files import atomic_write
 K1, B = 1.2, 0.75
 # Runs of letters and digits of any script: "Gebühren", "contraseña", "東京" are words too.
 _TOKEN = re.compile(r"[^\W_]+")
+# A run mixing letters and digits also yields its parts ("FY2022" → fy2022 fy 2022, "2023Q2" → 2023q2
+# 2023 q 2), as Lucene's word-delimiter filter does keeping the original: a question's "FY2022" then
+# meets a file named "..._2022_10K" and a table headed "2022", while "Q2" still matches "Q2" whole.
+_PARTS = re.compile(r"[^\W\d_]+|\d+")
 # Bumped when `tokens` changes: a file written with other tokens is rebuilt, not mixed with new rows.
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 # Words so common in any English text that they only add work: their postings are the longest.
 STOPWORDS = frozenset(
     "a an and are as at be been but by can did do does for from had has have how if in into is it its "
@@ -36,9 +40,18 @@ STOPWORDS = frozenset(
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased runs of letters and digits minus stopwords ("Apple's Q2 2023 10-Q" → apple q2 2023 10 q;
-    "Prämie für Überstunden" → prämie für überstunden)."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+    """Lower-cased runs of letters and digits minus stopwords, mixed runs also split ("Apple's Q2 2023 10-Q"
+    → apple q2 q 2 2023 10 q; "Prämie für Überstunden" → prämie für überstunden)."""
+    out: list[str] = []
+    for word in _TOKEN.findall(text.lower()):
+        if word in STOPWORDS:
+            continue
+        out.append(word)
+        if not (word.isalpha() or word.isdigit()):
+            parts = _PARTS.findall(word)
+            if len(parts) > 1:
+                out.extend(p for p in parts if p not in STOPWORDS)
+    return out
 
 
 def _csr_counts(docs: list[list[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

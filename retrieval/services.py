@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 5000
 _CARD_CHUNKS = 8  # the first chunks hold a card's opening words
-_RRF_K = 60  # the constant of Cormack et al.; ranks past it weigh little
 
 
 @dataclass(frozen=True)
@@ -257,15 +256,6 @@ _readers = _ReaderCache()
 
 def index_cache_clear() -> None:
     _readers.clear()
-
-
-def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
-    """Reciprocal rank fusion: ids ordered by the sum over rankings of 1 / (constant + rank), best first."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, cid in enumerate(ranking):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (constant + rank + 1)
-    return sorted(fused, key=lambda cid: -fused[cid])
 
 
 def _ready_owners(ids: list[int]) -> dict[int, tuple[int, int]]:
