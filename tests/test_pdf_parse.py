@@ -519,7 +519,12 @@ def _needs_user_password(path: Path, note: str) -> bool:
     without which the manifest's documented user password must open the file instead."""
     try:
         reader = PdfReader(path)  # already tries the empty password when the file is encrypted
-        return reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED
+        opened = PasswordType.NOT_DECRYPTED if not reader.is_encrypted else reader.decrypt("")
+        if opened != PasswordType.OWNER_PASSWORD:
+            return reader.is_encrypted and opened == PasswordType.NOT_DECRYPTED
+        # The empty string is its owner password (pypdf with `cryptography` says so of r6-user-password.pdf);
+        # readers such as PDFium try it as the user password only, so the manifest decides, as below.
+        raise DependencyError("owner password only")
     except DependencyError:
         password = re.search(r"'([^']+)'", note)
         assert password is not None, f"pypdf cannot decide and the manifest gives no password: {note}"
