@@ -28,6 +28,8 @@ class SystemRun:
     stages: dict[str, float] = field(default_factory=dict)
     peak_growth_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    table_pages: int = 0  # pages whose text passed the table pre-check (ours)
+    tables: int = 0
 
     def figures(self) -> dict[str, Any]:
         s = max(self.seconds, 1e-9)
@@ -38,18 +40,63 @@ class SystemRun:
             "stage_seconds": {k: round(v, 2) for k, v in self.stages.items()},
             "embed_share": round(self.stages.get("embed", 0.0) / s, 3),
             "peak_rss_growth_mb": round(self.peak_growth_mb, 1), "peak_rss_mb": round(self.peak_rss_mb, 1),
+            **({"tables": {
+                "pages_checked": self.table_pages, "share_checked": round(self.table_pages / max(self.pages, 1), 3),
+                "tables_found": self.tables, "seconds": round(self.stages.get("tables", 0.0), 2),
+                "seconds_per_checked_page": round(self.stages.get("tables", 0.0) / max(self.table_pages, 1), 4),
+                "share_of_time": round(self.stages.get("tables", 0.0) / s, 3),
+            }} if self.table_pages else {}),
         }
 
 
-def _timing(fn: Callable[..., Any], stages: dict[str, float], key: str) -> Callable[..., Any]:
+def _timing(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            stages[key] = stages.get(key, 0.0) + time.perf_counter() - t0
+            _STAGES[key] = _STAGES.get(key, 0.0) + time.perf_counter() - t0
 
     return wrapped
+
+
+# Where the stage timings of our pipeline go: the Ours instance ingesting now (several sections may
+# each make one in one process, and the wrappers below are installed once).
+_STAGES: dict[str, float] = {}
+_COUNTS: dict[str, int] = {}
+_PATCHED: list[bool] = []
+
+
+def _stages_patch() -> None:
+    """Stage timings: wrap what document_ingest calls (bench-only patches of this process), once."""
+    if _PATCHED:
+        return
+    import ingestion.services as services
+    import retrieval.services as retrieval
+    from ingestion.embedding import embedder_get
+
+    embedder = embedder_get()
+    services._parse = _timing(services._parse, "parse")  # type: ignore[attr-defined]
+    services.chunks_split = _timing(services.chunks_split, "chunk")  # type: ignore[attr-defined]
+    retrieval.index_sync = _timing(retrieval.index_sync, "index")  # type: ignore[attr-defined]
+    embedder.embed = _timing(embedder.embed, "embed")  # type: ignore[method-assign]
+    # Table finding (inside parsing): the pages that passed the pre-check, the tables found, the time.
+    import ingestion.parsers.pdf as pdf
+
+    layout, find = _timing(pdf.page_layout, "tables"), _timing(pdf.tables_find, "tables")
+
+    def page_layout(*args: Any, **kwargs: Any) -> Any:
+        _COUNTS["table_pages"] = _COUNTS.get("table_pages", 0) + 1
+        return layout(*args, **kwargs)
+
+    def tables_find(*args: Any, **kwargs: Any) -> Any:
+        found = find(*args, **kwargs)
+        _COUNTS["tables"] = _COUNTS.get("tables", 0) + len(found)
+        return found
+
+    pdf.page_layout = page_layout  # type: ignore[assignment]
+    pdf.tables_find = tables_find  # type: ignore[assignment]
+    _PATCHED.append(True)
 
 
 class Ours:
@@ -58,20 +105,13 @@ class Ours:
     def __init__(self, collection_name: str = "bench-10q") -> None:
         from django.utils.text import slugify
 
-        import ingestion.services as services
-        import retrieval.services as retrieval
         from ingestion.embedding import embedder_get
         from ingestion.models import Collection
 
         self.run = SystemRun()
         self.collection = Collection.objects.create(name=collection_name, slug=slugify(collection_name))
-        embedder = embedder_get()
-        embedder.warm_up()
-        # Stage timings: wrap what document_ingest calls (bench-only patches of this process).
-        services._parse = _timing(services._parse, self.run.stages, "parse")  # type: ignore[attr-defined]
-        services.chunks_split = _timing(services.chunks_split, self.run.stages, "chunk")  # type: ignore[attr-defined]
-        retrieval.index_sync = _timing(retrieval.index_sync, self.run.stages, "index")  # type: ignore[attr-defined]
-        embedder.embed = _timing(embedder.embed, self.run.stages, "embed")  # type: ignore[method-assign]
+        embedder_get().warm_up()
+        _stages_patch()
 
     def ingest(self, path: Path) -> None:
         from django.core.files import File
@@ -79,6 +119,8 @@ class Ours:
         from ingestion.models import Document
         from ingestion.services import document_ingest
 
+        _STAGES.clear()
+        _COUNTS.clear()
         with rss_peak() as peak:
             t0 = time.perf_counter()
             data = path.read_bytes()
@@ -89,6 +131,10 @@ class Ours:
                 document.file.save(f"{document.sha256}.pdf", File(fh), save=True)
             done = document_ingest(document_id=document.id)
             self.run.seconds += time.perf_counter() - t0
+        for key, seconds in _STAGES.items():
+            self.run.stages[key] = self.run.stages.get(key, 0.0) + seconds
+        self.run.table_pages += _COUNTS.get("table_pages", 0)
+        self.run.tables += _COUNTS.get("tables", 0)
         self._memory(peak.growth_mb, peak.peak_mb)
         if done.status != Document.Status.READY:
             self.run.failed.append(f"{path.name}: {done.error}")
@@ -105,6 +151,12 @@ class Ours:
         from retrieval.services import chunks_search
 
         return [(p.document_name, p.text) for p in chunks_search(collection_id=self.collection.id, query=query, k=k)]
+
+    def search_pages(self, query: str, k: int) -> list[tuple[str, int]]:
+        """(file name, 1-based page) of the k best passages, best first."""
+        from retrieval.services import chunks_search
+
+        return [(p.document_name, p.page_start) for p in chunks_search(collection_id=self.collection.id, query=query, k=k)]
 
 
 class Baseline:
@@ -167,9 +219,18 @@ class Baseline:
         docs = self.store.similarity_search(query, k=k)
         return [(Path(d.metadata.get("source", "")).name, d.page_content) for d in docs]
 
+    def search_pages(self, query: str, k: int) -> list[tuple[str, int]]:
+        """(file name, 1-based page) of the k best passages; PyPDFLoader's `page` is 0-based."""
+        if self.store is None:
+            return []
+        docs = self.store.similarity_search(query, k=k)
+        return [(Path(d.metadata.get("source", "")).name, int(d.metadata.get("page", -1)) + 1) for d in docs]
 
-def ingestion_bench(*, pdfs: list[Path], log: Callable[[str], None]) -> tuple[dict[str, Any], Ours, Baseline]:
-    ours, baseline = Ours(), Baseline()
+
+def ingestion_bench(
+    *, pdfs: list[Path], log: Callable[[str], None], collection_name: str = "bench-10q"
+) -> tuple[dict[str, Any], Ours, Baseline]:
+    ours, baseline = Ours(collection_name), Baseline()
     for n, path in enumerate(pdfs):
         order: list[Any] = [ours, baseline] if n % 2 == 0 else [baseline, ours]
         for system in order:

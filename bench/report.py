@@ -45,6 +45,11 @@ def _ingestion(f: dict[str, Any]) -> list[str]:
     keys = ["files_ok", "pages", "chunks", "seconds", "pages_per_s", "chunks_per_s", "embed_share", "peak_rss_growth_mb", "peak_rss_mb"]
     out += _table(["", "ours", "LangChain baseline"], [[k, o[k], b[k]] for k in keys])
     out += [f"Stage seconds, ours: {o['stage_seconds']}; baseline: {b['stage_seconds']}.", ""]
+    if o.get("tables"):
+        t = o["tables"]
+        out += [f"Table finding (ours, part of parse): {t['pages_checked']} of {o['pages']} pages passed the pre-check "
+                f"({t['share_checked']}), {t['tables_found']} tables, {t['seconds']} s = {t['seconds_per_checked_page']} s per "
+                f"checked page, {t['share_of_time']} of our ingestion time.", ""]
     if b["files_failed"] or o["files_failed"]:
         out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
     out += [f"**pages/s ratio ours/baseline: {_fmt(ing['pages_per_s_ratio'])}**", ""]
@@ -76,8 +81,40 @@ def _quality(f: dict[str, Any]) -> list[str]:
     return out
 
 
+def _financebench(f: dict[str, Any]) -> list[str]:
+    out = ["## 3. FinanceBench: the right page of the right filing", ""]
+    fb = f.get("financebench")
+    s = _status(fb) if fb is not None else None
+    if fb is None or s:
+        return out + [s or "_Not run._", ""]
+    ing = fb["ingestion"]
+    o, b = ing["ours"], ing["baseline"]
+    out += [f"{ing['files']} filings ({o['pages']} pages) in one collection, ours and the LangChain baseline; "
+            f"{fb['questions']} dev questions, each naming one filing and its evidence pages. page hit@k: a passage "
+            "among the top k is on a gold page of the gold filing; doc hit@k: a passage is from the gold filing; "
+            "MRR of the first passage on a gold page. Halves: the questions on even and odd lines of the file.", ""]
+    keys = ["page_hit@5", "page_hit@10", "doc_hit@5", "doc_hit@10", "page_mrr"]
+    rows = []
+    for name in ("ours", "baseline"):
+        for subset in ("all", "even_lines", "odd_lines"):
+            rows.append([f"{name} ({subset})", *[fb[name][subset].get(k) for k in keys]])
+    out += _table(["system (questions)", *keys], rows)
+    kinds = sorted(fb["ours"].get("by_type", {}))
+    if kinds:
+        out += _table(["page hit@5 by question type", *kinds],
+                      [[n, *[_get(fb, n, "by_type", kind, "page_hit@5") for kind in kinds]] for n in ("ours", "baseline")])
+    out += [f"Ingestion of these filings: ours {o['pages_per_s']} pages/s ({o['seconds']} s, {o['chunks']} chunks), "
+            f"baseline {b['pages_per_s']} pages/s ({b['seconds']} s, {b['chunks']} chunks), ratio "
+            f"{_fmt(ing['pages_per_s_ratio'])}; stage seconds, ours: {o['stage_seconds']}.", ""]
+    if o["files_failed"] or b["files_failed"]:
+        out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
+    if o.get("tables"):
+        out += [f"Table finding (ours): {o['tables']}.", ""]
+    return out
+
+
 def _latency(f: dict[str, Any]) -> list[str]:
-    out = ["## 3. Retrieval latency (one query at a time, k=5)", ""]
+    out = ["## 4. Retrieval latency (one query at a time, k=5)", ""]
     lat = f.get("latency")
     s = _status(lat) if lat is not None else None
     if lat is None or s:
@@ -94,7 +131,7 @@ def _latency(f: dict[str, Any]) -> list[str]:
 
 
 def _generation(f: dict[str, Any]) -> list[str]:
-    out = ["## 4. Generation (medians of alternating runs, temperature 0, same prompt)", ""]
+    out = ["## 5. Generation (medians of alternating runs, temperature 0, same prompt)", ""]
     g = f.get("generation")
     s = _status(g) if g is not None else None
     if g is None or s:
@@ -136,7 +173,7 @@ def _generation_gpu(gpu: dict[str, Any] | None) -> list[str]:
 
 
 def _api(f: dict[str, Any]) -> list[str]:
-    out = ["## 5. API overhead (POST /api/v1/ask wall time minus the answer's generation_ms)", ""]
+    out = ["## 6. API overhead (POST /api/v1/ask wall time minus the answer's generation_ms)", ""]
     a = f.get("api")
     s = _status(a) if a is not None else None
     if a is None or s:
@@ -173,6 +210,7 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     out: list[tuple[str, str, Any]] = []
     ratio = _get(f, "ingestion", "pages_per_s_ratio")
     out.append(("ingestion pages/s >= 2x baseline", check(None if ratio is None else ratio >= 2), ratio))
+    out.append(("ingestion pages/s >= 1.5x baseline, table detection included", check(None if ratio is None else ratio >= 1.5), ratio))
     failed = _get(f, "ingestion", "ours", "files_failed")
     out.append(("all PDFs ingested by ours", check(None if failed is None else not failed), failed))
     share = _get(f, "ingestion", "ours", "embed_share")
@@ -180,6 +218,17 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     o5, b5 = _get(f, "quality", "sec_10q", "ours", "all", "recall@5"), _get(f, "quality", "sec_10q", "baseline", "all", "recall@5")
     diff = None if o5 is None or b5 is None else round((o5 - b5) * 100, 1)
     out.append(("10-Q recall@5 >= baseline + 10 points", check(None if diff is None else diff >= 10), diff))
+    h5, mrr = _get(f, "quality", "sec_10q", "ours", "all", "hit@5"), _get(f, "quality", "sec_10q", "ours", "all", "mrr")
+    out.append(("10-Q hit@5 >= 0.93", check(None if h5 is None else h5 >= 0.93), h5))
+    out.append(("10-Q MRR >= 0.70", check(None if mrr is None else mrr >= 0.7), mrr))
+    policy = _get(f, "quality", "policyqa", "ours", "answer_in_passages@5")
+    out.append(("PolicyQA answer_in_passages@5 >= 0.70", check(None if policy is None else policy >= 0.7), policy))
+    fb5, fbb5 = _get(f, "financebench", "ours", "all", "page_hit@5"), _get(f, "financebench", "baseline", "all", "page_hit@5")
+    out.append(("FinanceBench page hit@5 >= 0.55", check(None if fb5 is None else fb5 >= 0.55), fb5))
+    gap = None if fb5 is None or fbb5 is None else round((fb5 - fbb5) * 100, 1)
+    out.append(("FinanceBench page hit@5 >= baseline + 20 points", check(None if gap is None else gap >= 20), gap))
+    fbd = _get(f, "financebench", "ours", "all", "doc_hit@5")
+    out.append(("FinanceBench document hit@5 >= 0.90", check(None if fbd is None else fbd >= 0.9), fbd))
     auto = _get(f, "latency", "sizes", "100000", "ours_auto") or {}
     p50, recall = auto.get("p50_ms"), auto.get("recall_vs_flat@5")
     out.append((f"retrieval p50 < 5 ms at 100k chunks (default: {auto.get('factory', 'n/a')}), recall@5 vs exact >= 0.95",
@@ -211,6 +260,6 @@ def report_render(f: dict[str, Any]) -> str:
         "## Targets", "",
     ]
     out += _table(["target", "status", "figure"], [list(t) for t in targets(f)])
-    for part in (_ingestion, _quality, _latency, _generation, _api, _pages):
+    for part in (_ingestion, _quality, _financebench, _latency, _generation, _api, _pages):
         out += part(f)
     return "\n".join(out).rstrip() + "\n"

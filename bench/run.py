@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import ROOT, SEC_DIR, Skipped, median, percentile
 
-BENCHES = ("ingestion", "quality", "latency", "generation", "api", "pages")
+BENCHES = ("ingestion", "quality", "financebench", "latency", "generation", "api", "pages")
 OUT = ROOT / "bench" / "out"
 GPU_DIR = ROOT / "bench" / "gpu"
 
@@ -33,7 +33,7 @@ def log(message: str) -> None:
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 PDFs, fewer questions and sizes (a few minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 PDFs, fewer questions and sizes; FinanceBench: its 5 short filings (a few minutes)")
     parser.add_argument("--files", type=int, default=0, help="ingest only the first N PDFs (0: all 20)")
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these (quality and api need ingestion)")
     parser.add_argument("--no-publish", action="store_true", help="write bench/out/ only, not bench/REPORT.md")
@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         ours, baseline = held.get("ours"), held.get("baseline")
     if "quality" in wanted and ours is not None and baseline is not None:
         _section(figures, "quality", lambda: _quality(ours, baseline, pdfs, quick))
+    if "financebench" in wanted:
+        from bench.django_env import django_setup
+        from bench.financebench import financebench_bench
+
+        log(f"  data dir {django_setup()}")
+        _section(figures, "financebench", lambda: financebench_bench(quick=quick, log=log))
     if "latency" in wanted:
         from bench.django_env import django_setup
         from bench.latency import latency_bench

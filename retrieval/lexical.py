@@ -24,10 +24,29 @@ from retrieval.exceptions import IndexUnavailable
 from retrieval.files import atomic_write
 
 K1, B = 1.2, 0.75
-_TOKEN = re.compile(r"[a-z0-9]+")
+# Runs of letters and digits of any script: "Gebühren", "contraseña", "東京" are words too.
+_TOKEN = re.compile(r"[^\W_]+")
+# A run mixing letters and digits also yields its parts ("FY2022" → fy2022 fy 2022, "2023Q2" → 2023q2
+# 2023 q 2), as Lucene's word-delimiter filter does keeping the original: a question's "FY2022" then
+# meets a file named "..._2022_10K" and a table headed "2022", while "Q2" still matches "Q2" whole.
+_PARTS = re.compile(r"[^\W\d_]+|\d+")
+# Bumped when `tokens` changes: a file written with other tokens is rebuilt, not mixed with new rows.
+TOKENIZER_VERSION = 3
+
+
 def tokens(text: str) -> list[str]:
-    """Lower-cased alphanumeric runs minus stopwords ("Apple's Q2 2023 10-Q" → apple q2 2023 10 q)."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in FUNCTION_WORDS]
+    """Lower-cased runs of letters and digits minus stopwords, mixed runs also split ("Apple's Q2 2023 10-Q"
+    → apple q2 q 2 2023 10 q; "Prämie für Überstunden" → prämie für überstunden)."""
+    out: list[str] = []
+    for word in _TOKEN.findall(text.lower()):
+        if word in FUNCTION_WORDS:
+            continue
+        out.append(word)
+        if not (word.isalpha() or word.isdigit()):
+            parts = _PARTS.findall(word)
+            if len(parts) > 1:
+                out.extend(p for p in parts if p not in FUNCTION_WORDS)
+    return out
 
 
 def _csr_counts(docs: list[list[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,6 +157,7 @@ def lexical_save(index: LexicalIndex, *, path: Path) -> None:
                 fh, ids=index.ids, lengths=index.lengths, doc_offsets=index.doc_offsets, doc_terms=index.doc_terms,
                 doc_counts=index.doc_counts, vocabulary=index.vocabulary, post_offsets=index.post_offsets,
                 post_rows=index.post_rows, post_weights=index.post_weights,
+                tokenizer=np.asarray(TOKENIZER_VERSION),
             )
 
     atomic_write(path, write)
@@ -149,6 +169,9 @@ def lexical_load(*, path: Path) -> LexicalIndex:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
+        version = int(arrays.pop("tokenizer", 1))
+        if version != TOKENIZER_VERSION:
+            raise IndexUnavailable(f"lexical index file {path} was built with tokenizer {version}, not {TOKENIZER_VERSION}")
         lookup = {str(w): i for i, w in enumerate(arrays["vocabulary"].tolist())}
         return LexicalIndex(**arrays, _lookup=lookup)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:

@@ -25,11 +25,11 @@ from ragsite.logs import log_event
 from retrieval import faiss_store, lexical
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
+from retrieval.ranking import Candidates, RankWeights, candidates_rank
 
 logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 5000
-_RRF_K = 60  # the constant of Cormack et al.; ranks past it weigh little
 
 
 @dataclass(frozen=True)
@@ -251,21 +251,19 @@ class IndexReaders:
         return _Held(version, index, bm25)
 
 
-def rrf_fuse(rankings: list[list[int]], *, constant: int = _RRF_K) -> list[int]:
-    """Reciprocal rank fusion: ids ordered by the sum over rankings of 1 / (constant + rank), best first."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, cid in enumerate(ranking):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (constant + rank + 1)
-    return sorted(fused, key=lambda cid: -fused[cid])
-
-
-def _ready_owners(ids: list[int]) -> dict[int, int]:
-    """Chunk id -> document id, for the chunks of READY documents among `ids` (one being deleted or
-    re-indexed drops out). Ids only: the candidates' texts are read for the k that are returned."""
-    return dict(
-        Chunk.objects.filter(id__in=ids, document__status=Document.Status.READY).values_list("id", "document_id")
+def _ready_owners(ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Chunk id -> (document id, page), for the chunks of READY documents among `ids` (one being deleted
+    or re-indexed drops out). Ids only: the candidates' texts are read for the k that are returned."""
+    rows = Chunk.objects.filter(id__in=ids, document__status=Document.Status.READY).values_list(
+        "id", "document_id", "page_start"
     )
+    return {cid: (doc, page) for cid, doc, page in rows}
+
+
+def _cosines(ids: list[int], query: np.ndarray) -> dict[int, float]:
+    """The query's cosine similarity to chunks the vector search did not return (found by BM25 only)."""
+    rows = Chunk.objects.filter(id__in=ids).values_list("id", "embedding")
+    return {cid: float(np.frombuffer(bytes(blob), dtype="<f4") @ query) for cid, blob in rows}
 
 
 def _card_similarity(document_ids: set[int], query: np.ndarray) -> dict[int, float]:
@@ -274,24 +272,37 @@ def _card_similarity(document_ids: set[int], query: np.ndarray) -> dict[int, flo
     return {doc.id: float(vector @ query) for doc in cards if (vector := doc.card_vector()) is not None}
 
 
+def _weights() -> RankWeights:
+    return RankWeights(
+        document=settings.SEARCH_DOCUMENT_WEIGHT, lexical=settings.SEARCH_LEXICAL_WEIGHT if settings.SEARCH_HYBRID else 0.0,
+        neighbours=settings.SEARCH_PAGE_NEIGHBOURS, pages=settings.SEARCH_PAGES,
+    )
+
+
 def _ranking(held: _Held, vector: np.ndarray, query: str, k: int) -> tuple[list[int], dict[int, float]]:
-    """Chunk ids of READY documents, best first, and the cosine similarity of those the vector search found."""
+    """Chunk ids of READY documents, best first (retrieval.ranking), and every candidate's cosine similarity."""
     bm25 = held.bm25 if settings.SEARCH_HYBRID else None  # the cache may hold one loaded before a switch-off
-    weight = settings.SEARCH_DOCUMENT_WEIGHT
-    # A few extra even unweighted: chunks of a document being deleted or re-indexed are filtered out.
-    depth = k + 10 if bm25 is None and not weight else max(k + 10, settings.SEARCH_DEPTH)
+    weights = _weights()
+    # A few extra even unranked: chunks of a document being deleted or re-indexed are filtered out.
+    plain = bm25 is None and not weights.document and not weights.pages
+    depth = k + 10 if plain else max(k + 10, settings.SEARCH_DEPTH)
     scores, ids = held.index.search(vector, min(held.index.ntotal, depth))
     cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
-    lexical_ids = bm25.search(query, depth)[0].tolist() if bm25 is not None else []
-    owner = _ready_owners(list(dict.fromkeys([*cosine, *lexical_ids])))
-    ranking = [cid for cid in cosine if cid in owner]
-    if weight:
-        card = _card_similarity(set(owner.values()), vector[0])
-        boosted = {cid: cosine[cid] + weight * card.get(owner[cid], 0.0) for cid in ranking}
-        ranking.sort(key=lambda cid: -boosted[cid])
-    if bm25 is not None:
-        ranking = rrf_fuse([ranking, [cid for cid in lexical_ids if cid in owner]])
-    return ranking, cosine
+    lexical_ids, lexical_scores = bm25.search(query, depth) if bm25 is not None else (np.zeros(0, np.int64), np.zeros(0))
+    lexical_score = dict(zip(lexical_ids.tolist(), lexical_scores.tolist(), strict=True))
+    owner = _ready_owners(list(dict.fromkeys([*cosine, *lexical_score])))
+    cosine.update(_cosines([cid for cid in lexical_score if cid in owner and cid not in cosine], vector[0]))
+    ranked = [cid for cid in dict.fromkeys([*cosine, *lexical_score]) if cid in owner and cid in cosine]
+    card = _card_similarity({owner[cid][0] for cid in ranked}, vector[0]) if weights.document else {}
+    candidates = Candidates(
+        chunk_ids=np.asarray(ranked, dtype=np.int64),
+        documents=np.asarray([owner[cid][0] for cid in ranked], dtype=np.int64),
+        pages=np.asarray([owner[cid][1] for cid in ranked], dtype=np.int64),
+        cosine=np.asarray([cosine[cid] for cid in ranked], dtype=np.float64),
+        card=np.asarray([card.get(owner[cid][0], 0.0) for cid in ranked], dtype=np.float64),
+        lexical=np.asarray([lexical_score.get(cid, 0.0) for cid in ranked], dtype=np.float64),
+    )
+    return candidates_rank(candidates, k=k, weights=weights), cosine
 
 
 def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray) -> list[Passage]:
@@ -300,9 +311,7 @@ def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray)
         c.id: c
         for c in Chunk.objects.filter(id__in=top)
         .select_related("document")
-        .only(
-            "id", "text", "page_start", "page_end", "section", "embedding", "document__id", "document__original_name"
-        )
+        .only("id", "text", "page_start", "page_end", "section", "document__id", "document__original_name")
     }
     return [
         Passage(
@@ -313,7 +322,7 @@ def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray)
             page_end=rows[cid].page_end,
             text=rows[cid].text,
             section=rows[cid].section,
-            score=cosine[cid] if cid in cosine else float(rows[cid].vector() @ vector[0]),
+            score=cosine[cid],
         )
         for cid in top
         if cid in rows
@@ -323,11 +332,11 @@ def _passages_read(top: list[int], cosine: dict[int, float], vector: np.ndarray)
 def chunks_search(*, collection_id: int, query: str, k: int) -> list[Passage]:
     """The k passages of READY documents that best match the query, best first.
 
-    The vector ranking orders chunks by their cosine similarity to the query plus, weighted by
-    settings.SEARCH_DOCUMENT_WEIGHT, the query's similarity to their document's card (ingestion.cards),
-    over the top settings.SEARCH_DEPTH chunks. Hybrid (settings.SEARCH_HYBRID): that ranking and BM25's
-    are fused by reciprocal rank. A passage's score is always its own cosine similarity to the query, so
-    thresholds on it mean the same in every mode.
+    Candidates: the top settings.SEARCH_DEPTH chunks by cosine similarity (FAISS) and, hybrid
+    (settings.SEARCH_HYBRID), by BM25. retrieval.ranking scores each by its similarity, its document
+    card's (ingestion.cards) and its BM25 score, weighted, then ranks pages by their best chunk and
+    returns each page's best chunk first (settings.SEARCH_PAGES). A passage's score is always its own
+    cosine similarity to the query, so thresholds on it mean the same in every mode.
     """
     t0 = time.perf_counter()
     held = shared(IndexReaders).get(collection_id)

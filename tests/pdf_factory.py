@@ -207,3 +207,24 @@ def make_docx_named_pdf(path: Path) -> Path:
         archive.writestr("word/document.xml", "<w:document/>")
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def make_ruled_table_pdf(
+    path: Path, *, title: str, header: list[str], rows: list[list[str]], before: list[str], after: list[str]
+) -> Path:
+    """A text page, then a page with `title` over a table drawn with a full grid (reportlab), then a text page."""
+    from reportlab.lib import colors
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    table = Table([header, *rows])
+    table.setStyle(TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+    ]))
+    story = [Paragraph(p, styles["Normal"]) for p in before]
+    story += [PageBreak(), Paragraph(title, styles["Heading2"]), Spacer(1, 6), table, PageBreak()]
+    story += [Paragraph(p, styles["Normal"]) for p in after]
+    SimpleDocTemplate(str(path), pagesize=LETTER).build(story)
+    return path

@@ -14,7 +14,7 @@ from ragsite.components import components_reset
 from retrieval import faiss_store, lexical
 from retrieval.exceptions import IndexUnavailable
 from retrieval.models import IndexState
-from retrieval.services import chunks_search, index_sync, rrf_fuse
+from retrieval.services import chunks_search, index_sync
 from tests.corpus import document_embedded
 
 TEXTS = [
@@ -26,7 +26,26 @@ TEXTS = [
 
 
 def test_tokens_drop_case_punctuation_and_stopwords() -> None:
-    assert lexical.tokens("What was Apple's Q2 2023 10-Q revenue?") == ["apple", "q2", "2023", "10", "q", "revenue"]
+    assert lexical.tokens("What was Apple's Q2 2023 10-Q revenue?") == ["apple", "q2", "q", "2", "2023", "10", "q", "revenue"]
+    assert lexical.tokens("FY2022 capex, 3M_2022_10K") == ["fy2022", "fy", "2022", "capex", "3m", "3", "m", "2022", "10k", "10", "k"]
+
+
+def test_tokens_keep_letters_of_every_script() -> None:
+    assert lexical.tokens("Prämie für Überstunden: 1.500 € (contraseña)") == ["prämie", "für", "überstunden", "1", "500", "contraseña"]
+    index = lexical.lexical_build(ids=np.array([1, 2]), texts=["Die Überstunden werden vergütet.", "Les congés payés."])
+    assert index.search("überstunden", k=2)[0].tolist() == [1]
+    assert index.search("congés", k=2)[0].tolist() == [2]
+
+
+def test_a_file_of_another_tokenizer_is_unavailable_so_it_is_rebuilt(tmp_path: Path) -> None:
+    index = lexical.lexical_build(ids=np.array([5, 6]), texts=TEXTS[:2])
+    path = lexical.lexical_path(root=tmp_path, collection_id=1, version=1)
+    lexical.lexical_save(index, path=path)
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if name != "tokenizer"}
+    np.savez(path.with_suffix(".old.npz"), **arrays)  # as written before the tokenizer had a version
+    with pytest.raises(IndexUnavailable, match="tokenizer 1, not 3"):
+        lexical.lexical_load(path=path.with_suffix(".old.npz"))
 
 
 def test_bm25_ranks_the_rare_word_first_and_skips_rows_without_a_match() -> None:
@@ -64,10 +83,6 @@ def test_lexical_file_round_trips_and_damage_is_reported(tmp_path: Path) -> None
         lexical.lexical_load(path=path)
     with pytest.raises(IndexUnavailable, match="missing"):
         lexical.lexical_load(path=tmp_path / "v9.bm25.npz")
-
-
-def test_rrf_prefers_ids_ranked_well_by_both() -> None:
-    assert rrf_fuse([[1, 2, 3], [4, 2, 5]]) == [2, 1, 4, 3, 5]
 
 
 def _files_match_database(collection: Collection) -> None:

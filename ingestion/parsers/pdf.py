@@ -28,6 +28,7 @@ from ingestion.ocr import image_ocr
 from ingestion.parsers.base import ParsedDocument, Progress, TextLine, TextUnit
 from ingestion.parsers.sniff import media_type_describe, media_type_sniff
 from ingestion.plausibility import text_plausibility
+from ingestion.tables import page_layout, page_may_hold_table, tables_find, text_with_tables
 from ingestion.text import text_normalize, text_readability
 
 logger = logging.getLogger(__name__)
@@ -87,25 +88,28 @@ class PdfParser:
     label = "PDF"
     extensions = (".pdf",)
 
-    def __init__(self, *, ocr: bool = True, max_pages: int = 5000) -> None:
+    def __init__(self, *, ocr: bool = True, max_pages: int = 5000, tables: bool = True) -> None:
         self._ocr = ocr
         self._max_pages = max_pages
+        self._tables = tables
 
     def warm_up(self) -> None:
         """Nothing to load: PDFium is loaded with the module, and OCR on the first scanned page."""
 
     def parse(self, *, path: Path, progress: Progress | None = None) -> ParsedDocument:
-        return pdf_parse(path=path, ocr=self._ocr, max_pages=self._max_pages, progress=progress)
+        return pdf_parse(path=path, ocr=self._ocr, tables=self._tables, max_pages=self._max_pages, progress=progress)
 
 
 def pdf_parse(
     *,
     path: Path,
     ocr: bool = True,
+    tables: bool = True,
     max_pages: int = 5000,
     progress: Progress | None = None,
 ) -> ParsedDocument:
-    """Extract normalized text page by page; OCR pages without a usable text layer when `ocr`.
+    """Extract normalized text page by page; OCR pages without a usable text layer when `ocr`; tables
+    rewritten with their labels (ingestion.tables) when `tables`.
 
     Raises DocumentRejected (code not_pdf, encrypted, corrupt, empty or too_many_pages). Never raises
     for a problem confined to some pages: those come back empty, named in `warnings`.
@@ -127,7 +131,7 @@ def pdf_parse(
         pages: list[TextUnit] = []
         issues: dict[str, list[int]] = {}
         for index in range(total):
-            page, issue = _page_read(doc, index, ocr=ocr)
+            page, issue = _page_read(doc, index, ocr=ocr, tables=tables)
             pages.append(page)
             if issue is not None:
                 issues.setdefault(issue, []).append(page.number)
@@ -150,11 +154,11 @@ def pdf_parse(
     return ParsedDocument(unit="page", units=tuple(pages), warnings=warnings)
 
 
-def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool) -> tuple[TextUnit, str | None]:
+def _page_read(doc: pdfium.PdfDocument, index: int, *, ocr: bool, tables: bool = True) -> tuple[TextUnit, str | None]:
     number = index + 1
     with PDFIUM_LOCK:
         try:
-            layer = _layer_read(doc, index, render=ocr)
+            layer = _layer_read(doc, index, render=ocr, tables=tables)
         except pdfium.PdfiumError as exc:
             logger.warning("event=pdf_page_unreadable", extra={"page": number, "error": str(exc)})
             return TextUnit(number, "", False), "unreadable"
@@ -194,13 +198,19 @@ def _lines_normalized(lines: tuple[TextLine, ...], shape: tuple[int, ...]) -> tu
     )
 
 
-def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool) -> _Layer:
+def _layer_read(doc: pdfium.PdfDocument, index: int, *, render: bool, tables: bool = True) -> _Layer:
     """Text layer of one page, its quality, and a rendering when OCR should look at it."""
     page = doc[index]
     try:
         textpage = page.get_textpage()
         try:
-            text = text_normalize(text=_paragraphs_mark(textpage, textpage.get_text_range()))
+            raw = textpage.get_text_range()
+            text = _paragraphs_mark(textpage, raw)
+            if tables and page_may_hold_table(text=raw):  # the cheap pre-check: prose pages stop here
+                lines, rules = page_layout(page, textpage, raw)
+                found = tables_find(lines=lines, rules=rules, width=page.get_width(), height=page.get_height())
+                text = text_with_tables(text=text, lines=raw.split("\r\n"), tables=found)
+            text = text_normalize(text=text)
         finally:
             textpage.close()
         readable, share = text_readability(text=text)
