@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from api.keys import api_key_create, api_key_revoke
 from api.models import ApiKey
+from audit.services import actor_of_request
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -50,7 +51,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         issued = api_key_create(
             name=obj.name, collections=form.cleaned_data["collections"], expires_at=obj.expires_at,
             rate_limit_per_minute=obj.rate_limit_per_minute, can_manage_documents=obj.can_manage_documents,
-            created_by=request.user,  # type: ignore[arg-type]
+            actor=actor_of_request(request),
         )
         obj.pk = issued.key.pk
         obj.prefix = issued.key.prefix
@@ -72,6 +73,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = actor_of_request(request)
         for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(key=key)
+            api_key_revoke(key=key, actor=actor)
         self.message_user(request, "Selected keys revoked: they stop working at once", messages.SUCCESS)

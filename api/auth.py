@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from api.keys import Caller, api_key_authenticate, api_key_throttle
+from audit.services import request_ip
 
 
 def presented_key(request: HttpRequest) -> str | None:
@@ -24,7 +25,7 @@ class ApiKeyAuth(HttpBearer):
     openapi_description = "An API key from an administrator: `Authorization: Bearer grk_...` (or `X-API-Key: grk_...`)"
 
     def __call__(self, request: HttpRequest) -> Caller:
-        caller = api_key_authenticate(raw=presented_key(request))
+        caller = api_key_authenticate(raw=presented_key(request), ip=request_ip(request))
         request.api_key_id = caller.key.id  # type: ignore[attr-defined]  # for the request log, even on a 429
         api_key_throttle(key=caller.key)
         return caller

@@ -132,7 +132,10 @@ def completion_ask(*, caller: Caller, payload: ChatCompletionIn) -> Answer:
     with transaction.atomic():
         pairs = [(q.content, a.content) for q, a in history]
         conversation = conversation_start_for_key(caller=caller, collection=collection, history=pairs)
-        return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=payload.top_k)
+        return answer_ask(
+            conversation=conversation, question=question, actor=caller.actor, source=Answer.Source.API,
+            top_k=payload.top_k,
+        )
 
 
 def _created(answer: Answer) -> int:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from api.exceptions import KeyExpired, KeyInvalid, KeyMissing, KeyRevoked, RateLimited
 from api.models import ApiKey
+from audit.models import AuditEvent
+from audit.services import Actor, audit_record
 from ingestion.models import Collection
 from ragsite.logs import log_event
 
@@ -47,10 +48,16 @@ class Caller:
 
     key: ApiKey
     collections: tuple[Collection, ...]
+    ip: str | None = None
 
     @property
     def collection_ids(self) -> frozenset[int]:
         return frozenset(c.id for c in self.collections)
+
+    @property
+    def actor(self) -> Actor:
+        """The key as the audit trail names it: what it uploads, deletes and asks is recorded as its doing."""
+        return Actor.of_key(key_id=self.key.id, prefix=self.key.prefix, name=self.key.name, ip=self.ip)
 
 
 def _digest(secret: str, signing_key: str) -> str:
@@ -77,31 +84,46 @@ def api_key_create(
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
     can_manage_documents: bool = False,
-    created_by: User | None = None,
+    actor: Actor,
 ) -> IssuedKey:
-    """Issue a key for the given collections; the returned secret is the only copy there will ever be."""
+    """Issue a key for the given collections; the returned secret is the only copy there will ever be.
+    The creation is audited (never the secret)."""
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     limit = settings.API_RATE_LIMIT_PER_MINUTE if rate_limit_per_minute is None else rate_limit_per_minute
     with transaction.atomic():
         key = ApiKey.objects.create(
             name=name[:200], prefix=prefix, key_hash=_hash(secret), expires_at=expires_at,
-            rate_limit_per_minute=limit, can_manage_documents=can_manage_documents, created_by=created_by,
+            rate_limit_per_minute=limit, can_manage_documents=can_manage_documents,
+            created_by_id=actor.id if actor.kind == "user" else None,
         )
         key.collections.set(list(collections))
+        slugs = sorted(key.collections.values_list("slug", flat=True))
+        audit_record(
+            action=AuditEvent.Action.API_KEY_CREATE, actor=actor, collection=slugs[0] if len(slugs) == 1 else "",
+            target_type="api_key", target_id=key.id, target_name=f"{prefix} ({key.name})",
+            details={"collections": ",".join(slugs), "manage_documents": can_manage_documents, "rate_limit": limit},
+        )
     log_event(logger, "api_key_created", key=key.id, prefix=prefix, collections=key.collections.count())
     return IssuedKey(key=key, secret=f"{KEY_PREFIX}_{prefix}_{secret}")
 
 
-def api_key_revoke(*, key: ApiKey) -> ApiKey:
-    if key.revoked_at is None:
-        ApiKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        key.refresh_from_db()
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke the key at once; audited once (revoking a revoked key changes nothing and records nothing)."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if revoked:
+            audit_record(
+                action=AuditEvent.Action.API_KEY_REVOKE, actor=actor, target_type="api_key", target_id=key.id,
+                target_name=f"{key.prefix} ({key.name})",
+            )
+    key.refresh_from_db()
+    if revoked:
         log_event(logger, "api_key_revoked", key=key.id, prefix=key.prefix)
     return key
 
 
-def api_key_authenticate(*, raw: str | None) -> Caller:
+def api_key_authenticate(*, raw: str | None, ip: str | None = None) -> Caller:
     """The caller behind a presented key, or an error saying why it is refused (missing, wrong, revoked, expired)."""
     if not raw:
         raise KeyMissing("No API key: send it as `Authorization: Bearer grk_...` or `X-API-Key: grk_...`")
@@ -119,7 +141,7 @@ def api_key_authenticate(*, raw: str | None) -> Caller:
         raise KeyExpired(f"API key {key.prefix} expired on {key.expires_at:%Y-%m-%d}: ask an administrator for a new one")
     if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(id=key.id).update(last_used_at=now)
-    return Caller(key=key, collections=tuple(key.collections.all()))
+    return Caller(key=key, collections=tuple(key.collections.all()), ip=ip)
 
 
 def api_key_throttle(*, key: ApiKey, now: float | None = None) -> int:

@@ -69,17 +69,17 @@ def document_upload_for_key(*, caller: Caller, collection: str, upload: Uploaded
         raise PayloadTooLarge(
             f"The file is {upload.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} (RAG_MAX_UPLOAD_BYTES): split it"
         )
-    return document_upload(collection=target, upload=upload, user=None)
+    return document_upload(collection=target, upload=upload, actor=caller.actor)
 
 
 def document_delete_for_key(*, caller: Caller, document_id: int) -> None:
     _may_manage(caller)
-    document_delete(document=document_for_key(caller=caller, document_id=document_id))
+    document_delete(document=document_for_key(caller=caller, document_id=document_id), actor=caller.actor)
 
 
 def document_reindex_for_key(*, caller: Caller, document_id: int) -> Document:
     _may_manage(caller)
-    return document_reindex(document=document_for_key(caller=caller, document_id=document_id))
+    return document_reindex(document=document_for_key(caller=caller, document_id=document_id), actor=caller.actor)
 
 
 def conversations_for_key(*, caller: Caller, collection: str | None = None) -> QuerySet[Conversation]:
@@ -173,4 +173,6 @@ def answer_ask_for_key(
         conversation = conversation_start_for_key(caller=caller, collection=target, history=history)
     else:
         raise InvalidRequest("Name a collection (its slug) or continue a conversation (its id)")
-    return answer_ask(conversation=conversation, question=question, source=Answer.Source.API, top_k=top_k)
+    return answer_ask(
+        conversation=conversation, question=question, actor=caller.actor, source=Answer.Source.API, top_k=top_k
+    )

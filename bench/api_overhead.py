@@ -32,6 +32,7 @@ def api_overhead_bench(*, collection_id: int, clients: list[int], max_new_tokens
 
     import chat.services as chat_services
     from api.keys import api_key_create
+    from audit.services import Actor
     from chat.models import Answer
     from ingestion.models import Collection
     from llm.generators import generator_get
@@ -40,7 +41,9 @@ def api_overhead_bench(*, collection_id: int, clients: list[int], max_new_tokens
     settings.API_MAX_QUEUE = max(clients) + 1
     generator_get().warm_up()
     collection = Collection.objects.get(id=collection_id)
-    secret = api_key_create(name="bench", collections=[collection], rate_limit_per_minute=1_000_000).secret
+    secret = api_key_create(
+        name="bench", collections=[collection], rate_limit_per_minute=1_000_000, actor=Actor.system("bench")
+    ).secret
     jobs: queue.Queue[int | None] = queue.Queue()
     started: dict[int, float] = {}
 

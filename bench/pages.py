@@ -27,6 +27,7 @@ def pages_bench(*, pages: int = 12, log: Callable[[str], None] = print) -> dict[
     from django.conf import settings
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from audit.services import Actor
     from ingestion.locate import passage_locate
     from ingestion.models import Collection, Document
     from ingestion.pages import page_cache_forget, page_image
@@ -36,7 +37,7 @@ def pages_bench(*, pages: int = 12, log: Callable[[str], None] = print) -> dict[
     parsed = pdf_parse(path=path, ocr=False)
     collection, _ = Collection.objects.get_or_create(name="Bench pages")
     document = document_upload(
-        collection=collection, upload=SimpleUploadedFile(PDF_NAME, path.read_bytes()), user=None
+        collection=collection, upload=SimpleUploadedFile(PDF_NAME, path.read_bytes()), actor=Actor.system("bench")
     ).document
     Document.objects.filter(id=document.id).update(status=Document.Status.READY, page_count=parsed.page_count)
     document.refresh_from_db()

@@ -64,6 +64,7 @@ def dashboard_data(request: HttpRequest) -> JsonResponse:
                     "adapter": r.adapter,
                     "answers": r.answers, "flagged": r.flagged, "rate": r.rate, "ci95": [r.low, r.high],
                     "unscored": r.unscored,
+                    "thumbs_up": r.up, "thumbs_down": r.down,
                 }
                 for r in rows
             ],

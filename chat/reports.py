@@ -34,6 +34,8 @@ class RateRow:
     high: float
     adapter: str | None = None  # set when grouped by adapter; '' = the base model
     unscored: int = 0  # model answers the scorer gave no verdict on: in neither count above
+    up: int = 0  # thumbs up and down given to these answers
+    down: int = 0
 
 
 def wilson_interval(flagged: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -92,6 +94,7 @@ def hallucination_rates(
         "n": Count("id", filter=Q(grounding_flagged__isnull=False)),
         "f": Count("id", filter=Q(grounding_flagged=True)),
         "u": Count("id", filter=Q(grounding_status=Answer.Grounding.UNSCORED)),
+        "up": Count("id", filter=Q(feedback=1)), "down": Count("id", filter=Q(feedback=-1)),
     }
     if keys:
         grouped = list(qs.values(*keys).annotate(**counts).order_by(*keys))
@@ -107,6 +110,7 @@ def hallucination_rates(
                 answers=g["n"], flagged=g["f"], rate=g["f"] / g["n"] if g["n"] else 0.0, low=low, high=high,
                 adapter=g.get("adapter"),
                 unscored=g["u"],
+                up=g["up"], down=g["down"],
             )
         )
     return rows

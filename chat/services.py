@@ -18,12 +18,14 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Actor, audit_record
 from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation, PassageRecord
 from chat.records import FEEDBACK_VALUES, Feedback
+from ingestion.access import collections_readable
 from ingestion.locate import PassageLocation, passage_locate
 from ingestion.models import Collection, Document
-from ingestion.services import collections_readable
 from llm.citations import citations_parse
 from llm.generators import ChatMessage, GenerationParams, Generator, generator_get
 from llm.grounding import scorer_get
@@ -114,9 +116,10 @@ def _enqueue_generate(answer_id: int, top_k: int | None = None) -> None:
 
 
 def answer_ask(
-    *, conversation: Conversation, question: str, source: str = Answer.Source.CHAT, top_k: int | None = None
+    *, conversation: Conversation, question: str, actor: Actor, source: str = Answer.Source.CHAT, top_k: int | None = None
 ) -> Answer:
-    """Record the question and queue its answer; the answer streams into the returned row."""
+    """Record the question and queue its answer; the answer streams into the returned row. The ask is
+    audited (answer id and collection; the question text only with RAG_AUDIT_QUESTIONS)."""
     question = question_clean(question)
     with transaction.atomic():
         answer = Answer.objects.create(conversation=conversation, question=question, source=source)
@@ -124,6 +127,13 @@ def answer_ask(
             Conversation.objects.filter(id=conversation.id).update(title=question[:200])
         else:
             Conversation.objects.filter(id=conversation.id).update(updated_at=timezone.now())
+        audit_record(
+            action=AuditEvent.Action.ASK, actor=actor, collection=conversation.collection.slug, target_type="answer",
+            target_id=answer.id, details={
+                "conversation": conversation.id, "source": source,
+                **({"question": question} if settings.AUDIT_QUESTIONS else {}),
+            },
+        )
         _enqueue_generate(answer.id, top_k)  # top_k: API callers may ask for fewer or more passages
     log_event(logger, "answer_asked", answer=answer.id, conversation=conversation.id, source=source)
     return answer

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import dashboard, views
+from chat import dashboard, feedback_views, views
 
 urlpatterns = [
     path("", views.chat_page, name="chat"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("grounding/", dashboard.dashboard, name="dashboard"),
     path("grounding/data.json", dashboard.dashboard_data, name="dashboard-data"),
     path("metrics", dashboard.metrics, name="metrics"),
+    path("feedback/", feedback_views.feedback_page, name="feedback"),
 ]

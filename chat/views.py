@@ -16,14 +16,15 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.services import actor_of_request
 from chat import services
 from chat.exceptions import AccessDenied, RequestInvalid, SignInRequired
 from chat.follow import KEEPALIVE_COMMENT, answer_follow, sse, sse_response
 from chat.records import FEEDBACK_VALUES, AnswerView, answer_view
 from chat.rendering import answer_html
 from chat.viewer import source_viewer
+from ingestion.access import collections_visible
 from ingestion.models import Chunk, Collection
-from ingestion.services import collections_visible
 from ragsite.errors import json_errors
 
 # An SSE stream gives up after this long without the answer finishing (the worker may be down).
@@ -109,7 +110,9 @@ def ask(request: HttpRequest) -> JsonResponse:
     else:
         collection = _collection_for(request.user, _int(request.POST.get("collection"), "collection"))
         conversation = services.conversation_create(collection=collection, user=request.user)  # type: ignore[arg-type]
-    answer = services.answer_ask(conversation=conversation, question=request.POST.get("question", ""))
+    answer = services.answer_ask(
+        conversation=conversation, question=request.POST.get("question", ""), actor=actor_of_request(request)
+    )
     return JsonResponse(
         {
             "answer": answer.id,

@@ -66,8 +66,18 @@ class PageUnavailable(IngestionError):
     PDF (a Word or HTML document has sections, not pages), or the page is too large to render safely."""
 
 
+class CollectionNotFound(IngestionError):
+    """No such collection or document, or one the user may not change: both look the same, so ids leak nothing."""
+
+
+class GrantInvalid(IngestionError):
+    """A members form names no one, an unknown user, or an unknown role."""
+
+
 # (exception, HTTP status, stable code), registered with ragsite.errors when the app loads.
 ERRORS: list[tuple[type[Exception], int, str]] = [
+    (CollectionNotFound, 404, "not_found"),
+    (GrantInvalid, 400, "bad_request"),
     (DocumentRejected, 422, "document_rejected"),
     (DocumentNotFound, 404, "not_found"),
     (PageNotFound, 404, "page_not_found"),

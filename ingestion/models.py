@@ -23,8 +23,8 @@ class Collection(models.Model):
     # The LoRA adapter that answers this collection's questions (a name the gpu worker loaded, e.g. one
     # trained by `manage.py lora_train`); blank: the base model.
     adapter = models.CharField(max_length=100, blank=True)
-    # Staff see every collection; other users see only those they are granted.
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="collections")
+    # Staff see every collection; other users see those granted to them or to one of their groups
+    # (CollectionGrant, read by ingestion.access).
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -37,6 +37,54 @@ class Collection(models.Model):
         if not self.slug:
             self.slug = slugify(self.name)[:200] or "collection"
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class CollectionGrant(models.Model):
+    """A user's or a group's role in a collection. Readers ask and see its passages and files; editors also
+    upload, delete and re-index its documents and manage its members. Staff are above every grant."""
+
+    class Role(models.TextChoices):
+        READER = "reader", "Reader"
+        EDITOR = "editor", "Editor"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="collection_grants"
+    )
+    group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="collection_grants"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READER)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["collection_id", "group__name", "user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="grant_to_user_or_group",
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "user"], condition=Q(user__isnull=False), name="grant_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "group"], condition=Q(group__isnull=False), name="grant_unique_group"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.role} of {self.collection_id}"
+
+    @property
+    def principal(self) -> str:
+        """'user:dana' or 'group:engineering', as audit records and logs name the grantee."""
+        if self.group is not None:
+            return f"group:{self.group.name}"
+        return f"user:{self.user.get_username() if self.user else self.user_id}"
 
 
 def document_upload_path(instance: Document, filename: str) -> str:
@@ -71,6 +119,9 @@ class Document(models.Model):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who uploaded it, as the audit trail names them: a user, an API key ('API key 1a2b3c (helpdesk bot)')
+    # or a command. Kept as text: keys live in a higher app, and the name must outlive a deleted user.
+    uploader = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # The embedder (model and variant, e.g. 'all-MiniLM-L6-v2+int8') that made the chunks' vectors; queries
     # are embedded by the current one, so documents of another are re-embedded (`manage.py reembed_stale`).

@@ -15,9 +15,11 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, IntegrityError, models, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Actor, audit_record
+from ingestion.access import collections_readable
 from ingestion.cards import CARD_CHUNKS, card_text
 from ingestion.chunking import ChunkDraft, chunks_split
 from ingestion.embedding import Embedder, embedder_get
@@ -110,12 +112,17 @@ def _upload_refusal(size: int, media_type: str) -> tuple[str, str] | None:
     return None
 
 
-def document_upload(
-    *, collection: Collection, upload: UploadedFile, user: User | AnonymousUser | None
-) -> UploadOutcome:
-    """Store an uploaded file and queue its ingestion; a file already in the collection is not stored twice."""
+def _audit_document(action: str, document: Document, actor: Actor, **details: object) -> None:
+    audit_record(
+        action=action, actor=actor, collection=document.collection.slug, target_type="document",
+        target_id=document.id, target_name=document.original_name, details=details,
+    )
+
+
+def document_upload(*, collection: Collection, upload: UploadedFile, actor: Actor) -> UploadOutcome:
+    """Store an uploaded file and queue its ingestion; a file already in the collection is not stored twice.
+    Each new document is recorded in the audit trail with its uploader (a user, an API key or a command)."""
     name = Path(upload.name or "upload.pdf").name[:500]
-    uploader = user if isinstance(user, User) else None
     sha = _sha256(upload)
     existing = Document.objects.filter(collection=collection, sha256=sha).first()
     if existing is not None and existing.status == Document.Status.FAILED and not existing.file:
@@ -124,7 +131,10 @@ def document_upload(
     if existing is not None:
         return UploadOutcome(existing, False, f"{name} is already in {collection.name} as {existing.original_name}")
     size = int(upload.size or 0)
-    document = Document(collection=collection, original_name=name, sha256=sha, size=size, uploaded_by=uploader)
+    document = Document(
+        collection=collection, original_name=name, sha256=sha, size=size, uploader=actor.label[:300],
+        uploaded_by_id=actor.id if actor.kind == "user" else None,
+    )
     media_type = media_type_read(fh=upload) if size else "application/x-empty"
     refusal = _upload_refusal(size, media_type)
     if refusal is not None:
@@ -132,18 +142,24 @@ def document_upload(
         document.status = Document.Status.FAILED
         document.error_code, document.error = refusal
         document.finished_at = timezone.now()
-        document.save()
+        with transaction.atomic():
+            document.save()
+            _audit_document(AuditEvent.Action.DOCUMENT_UPLOAD, document, actor, bytes=size, refused=refusal[0])
         return UploadOutcome(document, True, f"{name}: {document.error}")
     try:
         with transaction.atomic():
             document.file.save(f"{sha}{parser_for(media_type=media_type).extensions[0]}", upload, save=False)
             document.save()
+            _audit_document(AuditEvent.Action.DOCUMENT_UPLOAD, document, actor, bytes=size)
             _enqueue_ingest(document.id)
     except IntegrityError:
         # A concurrent upload of the same file won the race.
         existing = Document.objects.get(collection=collection, sha256=sha)
         return UploadOutcome(existing, False, f"{name} is already in {collection.name}")
-    log_event(logger, "document_uploaded", document=document.id, collection=collection.id, bytes=size)
+    log_event(
+        logger, "document_uploaded", document=document.id, collection=collection.id, bytes=size,
+        actor_kind=actor.kind, actor_id=actor.id,
+    )
     return UploadOutcome(document, True, f"{name} queued")
 
 
@@ -327,10 +343,14 @@ def documents_cards_fill(*, collection_id: int | None = None) -> int:
     return filled
 
 
-def document_delete(*, document: Document) -> None:
-    """Remove the document, its chunks and its file; its vectors leave the index right after."""
+def document_delete(*, document: Document, actor: Actor) -> None:
+    """Remove the document, its chunks and its file; its vectors leave the index right after. The audit
+    record (who, which document, by name) is written before the row goes, in the same transaction."""
     collection_id, document_id = document.collection_id, document.id
     with transaction.atomic():
+        _audit_document(
+            AuditEvent.Action.DOCUMENT_DELETE, document, actor, status=document.status, pages=document.page_count,
+        )
         stored = document.file.name if document.file else ""
         storage = document.file.storage
         document.delete()
@@ -338,10 +358,13 @@ def document_delete(*, document: Document) -> None:
         if stored:
             transaction.on_commit(lambda: storage.delete(stored))
         transaction.on_commit(lambda: page_cache_forget(document_id=document_id))
-    log_event(logger, "document_deleted", document=document_id, collection=collection_id)
+    log_event(
+        logger, "document_deleted", document=document_id, collection=collection_id, actor_kind=actor.kind,
+        actor_id=actor.id,
+    )
 
 
-def document_reindex(*, document: Document) -> Document:
+def document_reindex(*, document: Document, actor: Actor) -> Document:
     """Queue the document to be parsed and embedded again (e.g. after a parser or model upgrade)."""
     if not document.file:
         raise DocumentRejected("This document's file was never stored (it was refused at upload): upload it again", code="missing_file")
@@ -350,6 +373,7 @@ def document_reindex(*, document: Document) -> Document:
             status=Document.Status.QUEUED, progress=0.0, stage="", error="", error_code="", finished_at=None,
             attempts=0,
         )
+        _audit_document(AuditEvent.Action.DOCUMENT_REINDEX, document, actor)
         _enqueue_ingest(document.id)
     document.refresh_from_db()
     return document
@@ -360,22 +384,13 @@ def documents_reembed_stale(*, embedder_name: str) -> list[int]:
     RAG_EMBED_QUANTIZE change): their chunks would otherwise be searched with query vectors of another model."""
     stale = Document.objects.filter(status=Document.Status.READY).exclude(embedder=embedder_name).exclude(file="")
     ids: list[int] = []
-    for document in stale:
-        document_reindex(document=document)
+    actor = Actor.system("re-embedding: the embedder changed")
+    for document in stale.select_related("collection"):
+        document_reindex(document=document, actor=actor)
         ids.append(document.id)
     if ids:
         log_event(logger, "documents_reembed_queued", count=len(ids), embedder=embedder_name)
     return ids
-
-
-def collections_readable(*, user: User | AnonymousUser) -> QuerySet[Collection]:
-    """The collections the user may read now: staff every one, other signed-in users those they are members of.
-    Every path that shows a collection's passages, files or answers filters by this, at each request."""
-    if not user.is_authenticated:
-        return Collection.objects.none()
-    if user.is_staff:
-        return Collection.objects.all()
-    return Collection.objects.filter(members=user)
 
 
 def document_readable(*, user: User | AnonymousUser, document_id: int) -> Document:
@@ -388,7 +403,3 @@ def document_readable(*, user: User | AnonymousUser, document_id: int) -> Docume
     if document is None:
         raise DocumentNotFound(f"Document {document_id} does not exist or is not in a collection you may read")
     return document
-
-
-def collections_visible(*, user: User | AnonymousUser) -> list[Collection]:
-    return list(collections_readable(user=user))

@@ -1,6 +1,7 @@
-"""Staff pages: upload documents (PDF, Word, HTML, Markdown, text), watch their progress, delete or re-index
-them; and for every reader of a collection, its documents' files and page images (the citation viewer's).
-Thin: services do the work."""
+"""Editors' pages (staff edit every collection): upload documents (PDF, Word, HTML, Markdown, text), watch
+their progress, delete or re-index them; and for every reader of a collection, its documents' files and page
+images (the citation viewer's). Thin: services do the work; ingestion.access says, at each request, which
+collections the user may read or change."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.services import actor_of_request
 from ingestion import maintenance, pages, services
+from ingestion.access import collections_editable
+from ingestion.exceptions import CollectionNotFound
 from ingestion.models import Collection, Document
 from ingestion.parsers import parsers_accept, parsers_accepted
 from ragsite.downloads import file_download_response, image_response
@@ -40,7 +44,6 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    collection = forms.ModelChoiceField(queryset=Collection.objects.all(), empty_label=None)
     # Declared fields are moved to base_fields by the form metaclass, so this does not shadow Form.files.
     files = MultipleFileField(label="Files")  # type: ignore[assignment]
 
@@ -65,13 +68,36 @@ class CollectionForm(forms.ModelForm):
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:
+    """The collection named by ?collection=, or the first the user may edit; 404 for one they may not."""
+    editable = collections_editable(user=request.user)
     slug = request.GET.get("collection")
-    if slug:
-        return get_object_or_404(Collection, slug=slug)
-    return Collection.objects.first()
+    collection = editable.filter(slug=slug).first() if slug else editable.first()
+    if collection is None and (slug or not request.user.is_staff):
+        raise CollectionNotFound(
+            f"Collection {slug!r} does not exist or you may not change it" if slug
+            else "You may not change the documents of any collection: ask an editor of one or an administrator"
+        )
+    return collection
 
 
-@staff_member_required
+def _editable_document(request: HttpRequest, document_id: int) -> Document:
+    document = (
+        Document.objects.select_related("collection")
+        .filter(id=document_id, collection__in=collections_editable(user=request.user))
+        .first()
+    )
+    if document is None:
+        raise CollectionNotFound(f"Document {document_id} does not exist or you may not change it")
+    return document
+
+
+def _form_errors(request: HttpRequest, form: forms.BaseForm) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, str(error))
+
+
+@login_required
 @require_GET
 def documents_page(request: HttpRequest) -> HttpResponse:
     collection = _selected_collection(request)
@@ -81,9 +107,9 @@ def documents_page(request: HttpRequest) -> HttpResponse:
         "ingestion/documents.html",
         {
             "collection": collection,
-            "collections": Collection.objects.all(),
+            "collections": collections_editable(user=request.user),
             "documents": documents,
-            "form": UploadForm(initial={"collection": collection}),
+            "form": UploadForm(),
             "collection_form": CollectionForm(),
             "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
             "accepted": parsers_accepted(),
@@ -91,20 +117,19 @@ def documents_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_member_required
+@login_required
 @require_POST
 def documents_upload(request: HttpRequest) -> HttpResponse:
+    raw_id = request.POST.get("collection", "")
+    collection = collections_editable(user=request.user).filter(id=int(raw_id)).first() if raw_id.isdigit() else None
+    if collection is None:
+        raise CollectionNotFound(f"Collection {raw_id!r} does not exist or you may not upload to it")
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return redirect("documents")
-    collection = form.cleaned_data["collection"]
-    outcomes = [
-        services.document_upload(collection=collection, upload=f, user=request.user)
-        for f in form.cleaned_data["files"]
-    ]
+        _form_errors(request, form)
+        return redirect(f"{reverse('documents')}?collection={collection.slug}")
+    actor = actor_of_request(request)
+    outcomes = [services.document_upload(collection=collection, upload=f, actor=actor) for f in form.cleaned_data["files"]]
     for outcome in outcomes:
         level = messages.SUCCESS if outcome.created and outcome.document.status != "failed" else messages.WARNING
         messages.add_message(request, level, outcome.message)
@@ -119,13 +144,11 @@ def collection_create(request: HttpRequest) -> HttpResponse:
         collection = form.save()
         messages.success(request, f"Collection {collection.name} created")
         return redirect(f"{reverse('documents')}?collection={collection.slug}")
-    for errors in form.errors.values():
-        for error in errors:
-            messages.error(request, str(error))
+    _form_errors(request, form)
     return redirect("documents")
 
 
-@staff_member_required
+@login_required
 @require_GET
 def documents_status(request: HttpRequest) -> JsonResponse:
     maintenance.stalled_check_maybe()  # cheap: at most once a minute per process
@@ -134,21 +157,20 @@ def documents_status(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"documents": [asdict(services.document_state(d)) for d in documents.select_related("collection")]})
 
 
-@staff_member_required
+@login_required
 @require_POST
 def document_delete(request: HttpRequest, document_id: int) -> HttpResponse:
-    document = get_object_or_404(Document, id=document_id)
-    slug = document.collection.slug
-    services.document_delete(document=document)
+    document = _editable_document(request, document_id)
+    services.document_delete(document=document, actor=actor_of_request(request))
     messages.success(request, f"{document.original_name} deleted")
-    return redirect(f"{reverse('documents')}?collection={slug}")
+    return redirect(f"{reverse('documents')}?collection={document.collection.slug}")
 
 
-@staff_member_required
+@login_required
 @require_POST
 def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
-    document = get_object_or_404(Document, id=document_id)
-    services.document_reindex(document=document)
+    document = _editable_document(request, document_id)
+    services.document_reindex(document=document, actor=actor_of_request(request))
     messages.success(request, f"{document.original_name} queued for re-indexing")
     return redirect(f"{reverse('documents')}?collection={document.collection.slug}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "audit",
+    "accounts",
     "ingestion",
     "retrieval",
     "llm",
@@ -68,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "ingestion.context.access",
             ],
         },
     },
@@ -107,6 +111,29 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+# A session lasts this long (seconds); with single sign-on, groups are read again at each sign-in, so a
+# shorter session makes a group removed in the identity provider take effect sooner.
+SESSION_COOKIE_AGE = env.int("RAG_SESSION_SECONDS", default=14 * 24 * 3600)
+
+# Single sign-on with OpenID Connect (accounts/): on when RAG_OIDC_ISSUER is set. The provider's group
+# claim is mirrored into Django groups at each sign-in; collections are granted to groups by name.
+OIDC_ISSUER = env.str("RAG_OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("RAG_OIDC_CLIENT_ID") if OIDC_ISSUER else ""  # no default: fail fast
+OIDC_CLIENT_SECRET = env.str("RAG_OIDC_CLIENT_SECRET") if OIDC_ISSUER else ""
+OIDC_SCOPES = env.str("RAG_OIDC_SCOPES", default="openid email profile")
+OIDC_GROUPS_CLAIM = env.str("RAG_OIDC_GROUPS_CLAIM", default="groups")  # a dotted path reaches nested claims
+OIDC_USERNAME_CLAIM = env.str("RAG_OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_STAFF_GROUPS = env.list("RAG_OIDC_STAFF_GROUPS", default=[])  # members are staff (and superusers)
+OIDC_PROVIDER_NAME = env.str("RAG_OIDC_PROVIDER_NAME", default="single sign-on")  # the sign-in button's label
+OIDC_TIMEOUT = env.float("RAG_OIDC_TIMEOUT", default=10.0)  # seconds for each call to the provider
+# 0: only single sign-on signs people in (the password form, the admin's included, refuses passwords).
+PASSWORD_LOGIN = env.bool("RAG_PASSWORD_LOGIN", default=True)
+if not PASSWORD_LOGIN and not OIDC_ISSUER:
+    raise ImproperlyConfigured("RAG_PASSWORD_LOGIN=0 needs single sign-on: set RAG_OIDC_ISSUER, or nobody can sign in")
+AUTHENTICATION_BACKENDS = [
+    *(["accounts.backends.SsoBackend"] if OIDC_ISSUER else []),
+    *(["django.contrib.auth.backends.ModelBackend"] if PASSWORD_LOGIN else []),
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -284,6 +311,12 @@ PARSERS: list[dict[str, Any]] = [
 
 # Models ship inside packages or sit in local folders: no library may reach for a model hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1" if env.bool("RAG_HF_OFFLINE", default=True) else "0")
+
+# The audit trail (audit/): records older than this many days are deleted by `manage.py audit_purge`
+# (0 keeps them forever). An ask is recorded with its answer id and collection; its question text only
+# when RAG_AUDIT_QUESTIONS=1 (questions are the askers' data).
+AUDIT_RETENTION_DAYS = env.int("RAG_AUDIT_RETENTION_DAYS", default=365)
+AUDIT_QUESTIONS = env.bool("RAG_AUDIT_QUESTIONS", default=False)
 
 # Prometheus scrapes /metrics with this bearer token (staff sessions may read it too); '' = staff only.
 METRICS_TOKEN = env.str("RAG_METRICS_TOKEN", default="")

@@ -202,35 +202,66 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 
 
 @contextlib.contextmanager
-def asgi_server_running(env: dict[str, str], log: Path) -> Iterator[str]:
-    """uvicorn serving the project (SSE and async views need a real ASGI server); yields its base URL."""
+def process_serving(cmd: list[str], *, env: dict[str, str], log: Path, ready_url: str, what: str) -> Iterator[None]:
+    """A server subprocess, up once `ready_url` answers 200; stopped (and killed if need be) at the end."""
     import urllib.request
 
-    port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "ragsite.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"uvicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            return urllib.request.urlopen(f"{url}/accounts/login/", timeout=2).status == 200
+            return urllib.request.urlopen(ready_url, timeout=2).status == 200
         except OSError:
             return False
 
     try:
-        wait_for(up, timeout=60, what="uvicorn to answer")
-        yield url
+        wait_for(up, timeout=60, what=f"{what} to answer")
+        yield
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def asgi_server_running(env: dict[str, str], log: Path) -> Iterator[str]:
+    """uvicorn serving the project (SSE and async views need a real ASGI server); yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "uvicorn", "ragsite.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    with process_serving(cmd, env=env, log=log, ready_url=f"{url}/accounts/login/", what="uvicorn"):
+        yield url
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    """A page of Debian's chromium through Playwright (never a browser Playwright downloads)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are
+    # ordinary blocking calls, which Django would otherwise refuse inside a running loop.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
+            page = browser.new_page()
+            yield page
+            browser.close()
+    finally:
+        # Only for this process's blocking ORM calls: never for the servers and commands tests start.
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

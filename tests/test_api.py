@@ -25,6 +25,7 @@ from api.keys import api_key_authenticate, api_key_create, api_key_revoke
 from api.models import ApiKey, KeyConversation
 from chat.models import Answer, Conversation
 from ingestion.models import Collection, Document
+from tests.grants import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -80,13 +81,13 @@ def _answer(conversation: Conversation, question: str, status: str = Answer.Stat
 
 @pytest.fixture
 def key(handbook: Collection) -> str:
-    return api_key_create(name="helpdesk", collections=[handbook]).secret
+    return api_key_create(name="helpdesk", collections=[handbook], actor=SYSTEM).secret
 
 
 @pytest.fixture
 def world(handbook: Collection, secret: Collection) -> dict[str, Any]:
     """Another key's collection, documents, conversation and answer, and a browser user's conversation."""
-    other = api_key_create(name="other bot", collections=[secret]).key
+    other = api_key_create(name="other bot", collections=[secret], actor=SYSTEM).key
     user = get_user_model().objects.create_user("erin", password="pw-erin-123456")
     theirs = Conversation.objects.create(collection=secret, title=SECRET_NAME)
     KeyConversation.objects.create(conversation=theirs, key=other)
@@ -101,7 +102,7 @@ def world(handbook: Collection, secret: Collection) -> dict[str, Any]:
 
 
 def test_key_is_shown_once_stored_hashed_and_checked(handbook: Collection) -> None:
-    issued = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=5)
+    issued = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=5, actor=SYSTEM)
     marker, prefix, rest = issued.secret.split("_", 2)
     stored = ApiKey.objects.get(prefix=prefix)
     assert marker == "grk" and len(rest) >= 40
@@ -133,7 +134,7 @@ def test_key_is_shown_once_stored_hashed_and_checked(handbook: Collection) -> No
 def test_refused_keys_get_401_with_a_code(
     client: Client, handbook: Collection, case: str, code: str, method: str, path: str
 ) -> None:
-    issued = api_key_create(name="bot", collections=[handbook])
+    issued = api_key_create(name="bot", collections=[handbook], actor=SYSTEM)
     raw = {
         "none": None,
         "malformed": "sk-not-ours",
@@ -142,7 +143,7 @@ def test_refused_keys_get_401_with_a_code(
         "expired": issued.secret,
     }[case]
     if case == "revoked":
-        api_key_revoke(key=issued.key)
+        api_key_revoke(key=issued.key, actor=SYSTEM)
     if case == "expired":
         ApiKey.objects.filter(id=issued.key.id).update(expires_at=timezone.now() - timedelta(minutes=1))
     body = {
@@ -213,7 +214,7 @@ def test_chat_completions_model_must_be_one_of_the_keys_collections(
     client: Client, handbook: Collection, secret: Collection
 ) -> None:
     policies = Collection.objects.create(name="Policies")
-    two = api_key_create(name="bot", collections=[handbook, policies]).secret
+    two = api_key_create(name="bot", collections=[handbook, policies], actor=SYSTEM).secret
     body = {"model": secret.slug, "messages": [{"role": "user", "content": "What are the plans?"}]}
     response = post_json(client, "/v1/chat/completions", body, two)
     assert response.status_code == 403  # type: ignore[attr-defined]
@@ -246,8 +247,8 @@ def test_every_error_has_the_json_format(client: Client, key: str, settings: obj
 
 
 def test_rate_limit_is_per_key_with_retry_after(client: Client, handbook: Collection) -> None:
-    limited = api_key_create(name="chatty", collections=[handbook], rate_limit_per_minute=3).secret
-    other = api_key_create(name="quiet", collections=[handbook]).secret
+    limited = api_key_create(name="chatty", collections=[handbook], rate_limit_per_minute=3, actor=SYSTEM).secret
+    other = api_key_create(name="quiet", collections=[handbook], actor=SYSTEM).secret
     statuses = [client.get("/api/v1/collections", headers=bearer(limited)).status_code for _ in range(3)]
     refused = client.get("/api/v1/collections", headers=bearer(limited))
     assert statuses == [200, 200, 200] and refused.status_code == 429
@@ -318,8 +319,8 @@ def test_a_stream_that_times_out_ends_with_an_error_event(client: Client, key: s
 def test_documents_upload_status_reindex_delete(
     client: Client, handbook: Collection, settings: object
 ) -> None:
-    reader = api_key_create(name="reader", collections=[handbook]).secret
-    admin_key = api_key_create(name="librarian", collections=[handbook], can_manage_documents=True).secret
+    reader = api_key_create(name="reader", collections=[handbook], actor=SYSTEM).secret
+    admin_key = api_key_create(name="librarian", collections=[handbook], can_manage_documents=True, actor=SYSTEM).secret
     pdf = b"%PDF-1.4 tiny test file"
 
     def upload(key: str, content: bytes = pdf) -> Any:

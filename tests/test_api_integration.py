@@ -35,6 +35,7 @@ from tests.conftest import (
     wait_for,
     worker_env,
 )
+from tests.grants import SYSTEM
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -108,7 +109,7 @@ def handbook(tmp_path: Path) -> Collection:
     collection = Collection.objects.create(name="Handbook")
     pdf = make_text_pdf(tmp_path / "handbook.pdf", HANDBOOK)
     document_upload(
-        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), user=None
+        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), actor=SYSTEM
     )
     wait_for(
         lambda: Document.objects.filter(collection=collection, status=Document.Status.READY).exists(),
@@ -120,7 +121,7 @@ def handbook(tmp_path: Path) -> Collection:
 
 @pytest.fixture
 def key(handbook: Collection) -> str:
-    return api_key_create(name="support bot", collections=[handbook], rate_limit_per_minute=0).secret
+    return api_key_create(name="support bot", collections=[handbook], rate_limit_per_minute=0, actor=SYSTEM).secret
 
 
 def test_ask_gives_a_cited_grounded_answer_as_json_and_as_events(api_server: str, key: str) -> None:
@@ -228,8 +229,8 @@ def test_a_timed_out_answer_can_be_fetched_later(
 
 
 def test_a_concurrent_burst_gets_answers_or_429_never_a_5xx(api_server: str, handbook: Collection) -> None:
-    limited = api_key_create(name="bursty", collections=[handbook], rate_limit_per_minute=12).secret
-    calm = api_key_create(name="calm", collections=[handbook]).secret
+    limited = api_key_create(name="bursty", collections=[handbook], rate_limit_per_minute=12, actor=SYSTEM).secret
+    calm = api_key_create(name="calm", collections=[handbook], actor=SYSTEM).secret
     completion = {"model": "handbook", "messages": [{"role": "user", "content": OFF_TOPIC}]}
     calls: list[tuple[str, str, object]] = [("POST", "/api/v1/ask", {"question": OFF_TOPIC, "collection": "handbook"})] * 8
     calls += [("POST", "/v1/chat/completions", completion)] * 6 + [("GET", "/api/v1/documents", None)] * 10
@@ -264,7 +265,7 @@ expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api_server: str, handbook: Collection, tmp_path: Path) -> None:
     fuzz_key = api_key_create(
         name="fuzzer", collections=[handbook], rate_limit_per_minute=0, can_manage_documents=True
-    ).secret
+    , actor=SYSTEM).secret
     config = tmp_path / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_CONFIG)
     command = [

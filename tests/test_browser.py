@@ -15,11 +15,11 @@ from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from tests import doc_factory
 from tests.conftest import HANDBOOK, WorkerProcess, asgi_server_running, wait_for, worker_env
+from tests.grants import SYSTEM, grant
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
 SCRIPT_TEXT = "<script>window.__pwned = 1</script>"
 # File names cannot hold "/", so the hostile name uses an event handler instead of a script element.
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">.pdf'
@@ -34,28 +34,6 @@ def asgi_server(
         env = worker_env(data_dir)
     with asgi_server_running(env, tmp_path_factory.mktemp("uvicorn") / "uvicorn.log") as url:
         yield url
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are
-    # ordinary blocking calls, which Django would otherwise refuse inside a running loop.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-            )
-            page = browser.new_page()
-            yield page
-            browser.close()
-    finally:
-        # Only for this process's blocking ORM calls: never for the servers and commands tests start.
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def _login(page: object, base: str, username: str) -> None:
@@ -73,7 +51,7 @@ def test_ask_in_the_browser_streams_and_citation_opens_the_page(
     page = browser_page
     collection = Collection.objects.create(name="Fleet")
     user = get_user_model().objects.create_user("dana", password=PASSWORD)
-    collection.members.add(user)
+    grant(collection, user=user)
     pdf = make_text_pdf(
         tmp_path / "fleet.pdf",
         [
@@ -85,7 +63,7 @@ def test_ask_in_the_browser_streams_and_citation_opens_the_page(
     document_upload(
         collection=collection,
         upload=SimpleUploadedFile(f"Fleet {HOSTILE_NAME}", pdf.read_bytes()),
-        user=None,
+        actor=SYSTEM,
     )
     wait_for(
         lambda: Document.objects.filter(status="ready").exists(), timeout=180, what="the PDF to be ready"
@@ -129,7 +107,7 @@ def test_script_in_documents_and_names_shows_as_text(
         tmp_path / "markup.pdf", [f"Raw markup from a web page follows: {SCRIPT_TEXT} and more text."]
     )
     document = document_upload(
-        collection=collection, upload=SimpleUploadedFile(HOSTILE_NAME, pdf.read_bytes()), user=None
+        collection=collection, upload=SimpleUploadedFile(HOSTILE_NAME, pdf.read_bytes()), actor=SYSTEM
     ).document
     wait_for(
         lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready"
@@ -197,7 +175,7 @@ def test_model_output_with_markup_is_shown_as_text(asgi_server: str, browser_pag
     page = browser_page
     collection = Collection.objects.create(name="Output")
     user = get_user_model().objects.create_user("olga", password=PASSWORD)
-    collection.members.add(user)
+    grant(collection, user=user)
     conversation = Conversation.objects.create(collection=collection, user=user, title="markup")
     text = f'Here: {SCRIPT_TEXT} and <img src=x onerror="window.__pwned=2"> with **bold** claims.'
     Answer.objects.create(
@@ -238,10 +216,10 @@ def test_a_citation_opens_the_cited_page_highlighted_and_the_file_downloads(
     page: Any = browser_page
     collection = Collection.objects.create(name="Handbook")
     user = get_user_model().objects.create_user("hana", password=PASSWORD)
-    collection.members.add(user)
+    grant(collection, user=user)
     pdf = make_text_pdf(tmp_path / "handbook.pdf", HANDBOOK)
     document = document_upload(
-        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), user=None
+        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), actor=SYSTEM
     ).document
     wait_for(lambda: Document.objects.filter(id=document.id, status="ready").exists(), timeout=180, what="ready")
 

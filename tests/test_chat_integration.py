@@ -14,6 +14,7 @@ from ingestion.models import Chunk, Collection, Document
 from ingestion.services import document_delete, document_reindex, document_upload
 from llm.prompts import NOT_IN_DOCUMENTS
 from tests.conftest import HANDBOOK, WorkerProcess, sse_events, wait_for
+from tests.grants import SYSTEM, grant
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,7 +26,7 @@ def handbook(tmp_path: Path) -> Collection:
     collection = Collection.objects.create(name="Handbook")
     pdf = make_text_pdf(tmp_path / "handbook.pdf", HANDBOOK)
     document_upload(
-        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), user=None
+        collection=collection, upload=SimpleUploadedFile("Employee Handbook.pdf", pdf.read_bytes()), actor=SYSTEM
     )
     return collection
 
@@ -33,7 +34,7 @@ def handbook(tmp_path: Path) -> Collection:
 @pytest.fixture
 def member(handbook: Collection) -> Client:
     user = get_user_model().objects.create_user("erin", password="pw-erin-123456")
-    handbook.members.add(user)
+    grant(handbook, user=user)
     client = Client()
     client.force_login(user)
     return client
@@ -164,7 +165,7 @@ def test_an_answer_keeps_its_citations_through_reindexing_and_deletion(
     document = Document.objects.get(collection=handbook)
     old_chunks = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
 
-    document_reindex(document=document)
+    document_reindex(document=document, actor=SYSTEM)
     wait_for(
         lambda: Document.objects.filter(id=document.id, status=Document.Status.READY).exists()
         and not old_chunks & set(Chunk.objects.filter(document=document).values_list("id", flat=True)),
@@ -177,7 +178,7 @@ def test_an_answer_keeps_its_citations_through_reindexing_and_deletion(
     assert member.get(f"/passages/{record['chunk_id']}/").status_code == 404  # the chunk itself is gone
     assert Answer.objects.get(id=answer.id).passages == answer.passages  # the snapshot itself is untouched
 
-    document_delete(document=document)
+    document_delete(document=document, actor=SYSTEM)
     gone = member.get(viewer)
     assert gone.status_code == 200 and "was deleted" in gone.content.decode() and "27 days" in gone.content.decode()
     source = next(s for s in member.get(f"/answers/{answer.id}/").json()["sources"] if s["n"] == record["n"])

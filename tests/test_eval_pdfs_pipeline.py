@@ -19,6 +19,7 @@ from ingestion.models import Chunk, Collection, Document
 from ingestion.services import document_upload
 from retrieval.services import chunks_search
 from tests.conftest import WorkerProcess, eval_dir, wait_for
+from tests.grants import SYSTEM
 
 pytestmark = [pytest.mark.slow, pytest.mark.eval, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +44,7 @@ def test_every_real_pdf_ends_in_the_state_its_category_implies(celery_worker_pro
     collection = Collection.objects.create(name="Real PDFs")
     for row in manifest:
         path = root / row["file"]
-        document_upload(collection=collection, upload=SimpleUploadedFile(row["file"], path.read_bytes()), user=None)
+        document_upload(collection=collection, upload=SimpleUploadedFile(row["file"], path.read_bytes()), actor=SYSTEM)
 
     def finished() -> bool:
         return not Document.objects.exclude(status__in=["ready", "failed"]).exists()

@@ -20,6 +20,7 @@ from chat.tasks import generate_answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from tests.conftest import HANDBOOK, WorkerProcess, wait_for, worker_env
+from tests.grants import SYSTEM
 from tests.llm_fixtures import tiny_mistral_build
 from tests.pdf_factory import make_text_pdf
 
@@ -54,7 +55,7 @@ def test_threads_pool_answers_concurrent_questions_in_one_batch(
 ) -> None:
     collection = Collection.objects.create(name="Handbook")
     pdf = make_text_pdf(tmp_path / "handbook.pdf", HANDBOOK)
-    document_upload(collection=collection, upload=SimpleUploadedFile("Handbook.pdf", pdf.read_bytes()), user=None)
+    document_upload(collection=collection, upload=SimpleUploadedFile("Handbook.pdf", pdf.read_bytes()), actor=SYSTEM)
     wait_for(
         lambda: Document.objects.filter(collection=collection, status=Document.Status.READY).exists(),
         timeout=180,

@@ -26,6 +26,7 @@ from llm.citations import citations_parse
 from llm.generators import generator_build
 from ragsite.components import LoadsOnce, component, components_reset, shared
 from tests.components import component_configured
+from tests.grants import SYSTEM, grant, ungrant
 
 
 def test_the_renderer_links_every_citation_the_parser_counts() -> None:
@@ -93,13 +94,13 @@ def test_a_user_removed_from_a_collection_loses_its_old_conversations() -> None:
     """Fails if owning a conversation is enough to keep asking in a collection one may no longer read."""
     collection = Collection.objects.create(name="Handbook")
     user = get_user_model().objects.create_user("rita", password="pw-rita-123456")
-    collection.members.add(user)
+    grant(collection, user=user)
     answer = _answer(collection, user=user, text="27 days [1].")
     client = Client()
     client.force_login(user)
     conversation = answer.conversation
     assert client.get(f"/c/{conversation.id}/").status_code == 200
-    collection.members.remove(user)
+    ungrant(collection, user=user)
     asked = client.post("/ask/", {"conversation": conversation.id, "question": "And next year?"})
     assert asked.status_code == 404 and asked.json()["error"]["code"] == "not_found"
     assert client.get(f"/c/{conversation.id}/").status_code == 404
@@ -113,7 +114,7 @@ def test_a_user_removed_from_a_collection_loses_its_old_conversations() -> None:
 @pytest.mark.django_db
 def test_the_openai_endpoint_refuses_an_over_long_earlier_question(client: Client) -> None:
     collection = Collection.objects.create(name="Handbook", slug="handbook")
-    key = api_key_create(name="bot", collections=[collection]).secret
+    key = api_key_create(name="bot", collections=[collection], actor=SYSTEM).secret
     messages = [
         {"role": "user", "content": "x" * (MAX_QUESTION_CHARS + 1)},
         {"role": "assistant", "content": "Earlier answer."},

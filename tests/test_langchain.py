@@ -37,6 +37,7 @@ from ingestion.models import Collection
 from retrieval.services import chunks_search, index_sync
 from tests.conftest import HANDBOOK, WorkerProcess, asgi_server_running, worker_env
 from tests.corpus import document_embedded
+from tests.grants import SYSTEM
 from tests.llm_fixtures import tiny_mistral_build
 
 QUESTIONS = [
@@ -72,7 +73,7 @@ def _as_tuples(documents: list[Document]) -> list[tuple[Any, ...]]:
 def test_search_endpoint_returns_passages_of_the_key_s_collections_only() -> None:
     handbook = _collection("Handbook")
     Collection.objects.create(name="Secret")
-    key = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=0).secret
+    key = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=0, actor=SYSTEM).secret
     client = Client(headers={"Authorization": f"Bearer {key}"})
 
     def post(body: object, **headers: str) -> Any:
@@ -102,7 +103,7 @@ def test_search_endpoint_returns_passages_of_the_key_s_collections_only() -> Non
 @pytest.mark.django_db
 def test_ask_takes_the_client_s_history_for_a_new_conversation() -> None:
     handbook = _collection("Handbook")
-    key = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=0).secret
+    key = api_key_create(name="bot", collections=[handbook], rate_limit_per_minute=0, actor=SYSTEM).secret
     client = Client(headers={"Authorization": f"Bearer {key}"})
     body = {
         "question": "And how many carry over?", "collection": "handbook", "stream": True,
@@ -149,7 +150,7 @@ def server(django_db_setup: None, django_db_blocker: Any, data_dir: Path, tmp_pa
 @pytest.fixture
 def served_key(transactional_db: None) -> tuple[Collection, str]:
     handbook = _collection("Handbook")
-    return handbook, api_key_create(name="langchain app", collections=[handbook], rate_limit_per_minute=0).secret
+    return handbook, api_key_create(name="langchain app", collections=[handbook], rate_limit_per_minute=0, actor=SYSTEM).secret
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from chat.models import Answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
 from tests.conftest import WorkerProcess, asgi_server_running, purge_broker, wait_for, worker_env
+from tests.grants import SYSTEM, grant
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -58,7 +59,7 @@ def load_stack(
 def _chat_session(base: str, collection: Collection) -> httpx.Client:
     """A signed-in browser-like session: the session cookie and the CSRF token of the chat form."""
     user = get_user_model().objects.create_user("loadtester", password="pw-load-123456")
-    collection.members.add(user)
+    grant(collection, user=user)
     client = Client()
     client.force_login(user)
     http = httpx.Client(base_url=base, timeout=DEADLINE_S, cookies={"sessionid": client.cookies["sessionid"].value})
@@ -74,9 +75,9 @@ def test_uploads_and_asks_at_once_lose_nothing_and_never_5xx(
     base, worker = load_stack
     collection = Collection.objects.create(name="Load")
     handbook = make_text_pdf(tmp_path / "handbook.pdf", ["Employees receive 27 days of paid annual leave per year."] * 2)
-    document_upload(collection=collection, upload=SimpleUploadedFile("handbook.pdf", handbook.read_bytes()), user=None)
+    document_upload(collection=collection, upload=SimpleUploadedFile("handbook.pdf", handbook.read_bytes()), actor=SYSTEM)
     wait_for(lambda: Document.objects.filter(status="ready").exists(), timeout=300, what="the handbook")
-    key = api_key_create(name="load", collections=[collection], rate_limit_per_minute=0, can_manage_documents=True).secret
+    key = api_key_create(name="load", collections=[collection], rate_limit_per_minute=0, can_manage_documents=True, actor=SYSTEM).secret
     api = httpx.Client(base_url=base, timeout=DEADLINE_S, headers={"Authorization": f"Bearer {key}"})
     chat = _chat_session(base, collection)
     pdfs = [make_text_pdf(tmp_path / f"memo-{i}.pdf", [f"Memo {i} about quarterly shipping volumes. " * 30]) for i in range(UPLOADS)]

@@ -26,6 +26,7 @@ from ingestion.parsers.pdf import pdf_parse
 from ingestion.services import document_delete, document_ingest, document_upload
 from tests import pdf_factory
 from tests.conftest import HANDBOOK
+from tests.grants import SYSTEM, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def overlap(box: PageBox | tuple[float, float, float, float], area: tuple[float,
 
 def _stored(collection: Collection, path: Path, name: str, **fields: Any) -> Document:
     """A document whose file is stored, as after upload (nothing is queued: the test's transaction never commits)."""
-    document = document_upload(collection=collection, upload=SimpleUploadedFile(name, path.read_bytes()), user=None).document
+    document = document_upload(collection=collection, upload=SimpleUploadedFile(name, path.read_bytes()), actor=SYSTEM).document
     Document.objects.filter(id=document.id).update(**{"status": Document.Status.READY, "page_count": 3, **fields})
     document.refresh_from_db()
     return document
@@ -60,7 +61,7 @@ def handbook(tmp_path: Path) -> Document:
 
 def _member(collection: Collection, name: str = "erin") -> Client:
     user = get_user_model().objects.create_user(name, password=PASSWORD)
-    collection.members.add(user)
+    grant(collection, user=user)
     client = Client()
     client.force_login(user)
     return client
@@ -177,8 +178,8 @@ def test_members_get_pages_and_the_file_and_everyone_else_the_same_404(handbook:
 
 def test_api_pages_and_file_follow_the_keys_collections(handbook: Document) -> None:
     client = Client()
-    mine = api_key_create(name="bot", collections=[handbook.collection]).secret
-    theirs = api_key_create(name="other", collections=[Collection.objects.create(name="Other")]).secret
+    mine = api_key_create(name="bot", collections=[handbook.collection], actor=SYSTEM).secret
+    theirs = api_key_create(name="other", collections=[Collection.objects.create(name="Other")], actor=SYSTEM).secret
     page = client.get(f"/api/v1/documents/{handbook.id}/pages/2", headers={"Authorization": f"Bearer {mine}"})
     assert page.status_code == 200 and page["Content-Type"] == "image/png" and page.content.startswith(PNG)
     file = client.get(f"/api/v1/documents/{handbook.id}/file", headers={"Authorization": f"Bearer {mine}"})
@@ -197,7 +198,7 @@ def test_api_pages_and_file_follow_the_keys_collections(handbook: Document) -> N
 
 
 def test_bad_pages_and_documents_without_pages_get_clear_errors(handbook: Document, tmp_path: Path) -> None:
-    key = api_key_create(name="bot", collections=[handbook.collection]).secret
+    key = api_key_create(name="bot", collections=[handbook.collection], actor=SYSTEM).secret
     api, member = Client(), _member(handbook.collection)
 
     def error(path: str) -> tuple[int, str, str]:
@@ -271,9 +272,9 @@ def test_a_deleted_document_leaves_its_citations_readable_and_says_so(handbook: 
     member = _member(handbook.collection)
     user = get_user_model().objects.get(username="erin")
     answer = _answer(handbook, user, boxes=(PageBox(2, 0.1, 0.1, 0.8, 0.12),))
-    key = api_key_create(name="bot", collections=[handbook.collection])
+    key = api_key_create(name="bot", collections=[handbook.collection], actor=SYSTEM)
     KeyConversation.objects.create(conversation=answer.conversation, key=key.key)
-    document_delete(document=handbook)
+    document_delete(document=handbook, actor=SYSTEM)
     page = member.get(f"/answers/{answer.id}/sources/1/")
     html = page.content.decode()
     assert page.status_code == 200 and "was deleted" in html and LEAVE in html and "<img" not in html

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from api.keys import api_key_create
+from audit.services import Actor
 from ingestion.models import Collection
 
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         issued = api_key_create(
             name=options["name"], collections=collections, expires_at=self._expiry(options),
             rate_limit_per_minute=options["rate_limit"], can_manage_documents=options["manage_documents"],
+            actor=Actor.system("manage.py create_api_key"),
         )
         self.stderr.write(f"Key {issued.key.prefix} for {', '.join(slugs)}; it is shown only now, keep it safe:")
         self.stdout.write(issued.secret)

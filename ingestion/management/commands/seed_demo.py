@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.services import Actor
 from ingestion.models import Collection
 from ingestion.services import document_upload
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         )
         for path in sorted(DEMO_DIR.glob("*.pdf")):
             upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/pdf")
-            outcome = document_upload(collection=collection, upload=upload, user=None)
+            outcome = document_upload(collection=collection, upload=upload, actor=Actor.system("manage.py seed_demo"))
             self.stdout.write(outcome.message)
         users = get_user_model()
         if not users.objects.filter(is_superuser=True).exists():
