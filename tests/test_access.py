@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from audit.models import AuditEvent
 from chat.models import Answer, Conversation, PassageRecord
 from ingestion.access import collections_editable, collections_readable
 from ingestion.models import Chunk, Collection, CollectionGrant, Document
+from tests import pdf_factory
 from tests.grants import SYSTEM, grant, ungrant
 from tests.test_api import bearer, post_json
 
@@ -46,9 +49,10 @@ def _client(user: User) -> Client:
 
 def _world(collection: Collection, user: User | None) -> dict[str, Any]:
     """A document with a passage, and a conversation with an answer that cites it, all holding SECRET."""
+    pdf = pdf_factory.make_text_pdf(Path(tempfile.mkdtemp()) / f"{SECRET}.pdf", [f"{SECRET}: 40 million"])
     document = Document.objects.create(
-        collection=collection, original_name=f"{SECRET}.pdf", sha256=secrets.token_hex(32), size=10,
-        status=Document.Status.READY,
+        collection=collection, original_name=f"{SECRET}.pdf", sha256=secrets.token_hex(32), size=pdf.stat().st_size,
+        status=Document.Status.READY, file=SimpleUploadedFile(pdf.name, pdf.read_bytes()), page_count=1,
     )
     chunk = Chunk.objects.create(
         document=document, ordinal=0, text=f"{SECRET}: 40 million", page_start=1, page_end=1, token_count=3,

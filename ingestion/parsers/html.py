@@ -11,19 +11,13 @@ Pure: no Django.
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ingestion.parsers.base import ParsedDocument, Progress
-from ingestion.parsers.sections import SectionsBuilder, type_require
-from ingestion.parsers.sniff import text_decode
+from ingestion.parsers.sections import DecodedTextParser, SectionsBuilder
 from ingestion.tables_text import headers_merge, table_grid, table_row_texts
-
-logger = logging.getLogger(__name__)
 
 _DROPPED = frozenset(
     {
@@ -46,25 +40,16 @@ _SPACES = re.compile(r"\s+")
 MAX_SPAN = 50  # colspan/rowspan beyond this is an error or an attack, not a layout
 
 
-class HtmlParser:
+class HtmlParser(DecodedTextParser):
     """The web page (HTML) parser: sections by heading."""
 
     media_types = ("text/html",)
     label = "web page (HTML)"
     extensions = (".html", ".htm")
+    event = "html_parsed"
 
-    def warm_up(self) -> None:
-        """Nothing to load."""
-
-    def parse(self, *, path: Path, progress: Progress | None = None) -> ParsedDocument:
-        started = time.perf_counter()
-        type_require(path=path, media_types=self.media_types, label=self.label)
-        if progress is not None:
-            progress(0, 1)
-        data = path.read_bytes()
-        parsed = html_sections(markup=text_decode(data=data) or data.decode("utf-8", "replace"), progress=progress)
-        logger.info("event=html_parsed", extra={"sections": parsed.page_count, "seconds": round(time.perf_counter() - started, 3)})
-        return parsed
+    def sections(self, *, text: str, progress: Progress | None) -> ParsedDocument:
+        return html_sections(markup=text, progress=progress)
 
 
 def html_sections(*, markup: str, progress: Progress | None = None, untitled: str | None = None) -> ParsedDocument:

@@ -9,13 +9,18 @@ chunker keeps every row whole with its labels.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ingestion.exceptions import DocumentRejected
 from ingestion.parsers.base import ParsedDocument, Progress, TextUnit
-from ingestion.parsers.sniff import media_type_advice, media_type_describe, media_type_sniff
+from ingestion.parsers.sniff import media_type_advice, media_type_describe, media_type_sniff, text_decode
 from ingestion.text import text_normalize
+
+logger = logging.getLogger(__name__)
 
 # About two printed pages: long enough that headings, not this cut, make most sections.
 MAX_SECTION_CHARS = 6000
@@ -34,6 +39,43 @@ def type_require(*, path: Path, media_types: tuple[str, ...], label: str) -> str
     raise DocumentRejected(
         f"This file is {media_type_describe(media_type)}, not a {label}: {advice}", code="unsupported_type"
     )
+
+
+class DecodedTextParser:
+    """The parse steps of every format that is text in some encoding (HTML, Markdown, plain text): check the
+    sniffed type, decode the bytes, build sections from the text (the subclass's `sections`), log the count.
+
+    `strict` formats refuse bytes in no recognisable encoding; the others read them as UTF-8 with
+    replacement characters, as a browser would show a web page.
+    """
+
+    media_types: ClassVar[tuple[str, ...]] = ()
+    label: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    event: ClassVar[str] = "text_parsed"
+    strict: ClassVar[bool] = False
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def parse(self, *, path: Path, progress: Progress | None = None) -> ParsedDocument:
+        started = time.perf_counter()
+        type_require(path=path, media_types=self.media_types, label=self.label)
+        if progress is not None:
+            progress(0, 1)
+        data = path.read_bytes()
+        text = text_decode(data=data)
+        if text is None and self.strict:
+            raise DocumentRejected(
+                "This file's characters are in no encoding that could be recognised: save it as UTF-8 text and upload that",
+                code="unsupported_type",
+            )
+        parsed = self.sections(text=text if text is not None else data.decode("utf-8", "replace"), progress=progress)
+        logger.info(f"event={self.event}", extra={"sections": parsed.page_count, "seconds": round(time.perf_counter() - started, 3)})
+        return parsed
+
+    def sections(self, *, text: str, progress: Progress | None) -> ParsedDocument:
+        raise NotImplementedError
 
 
 @dataclass
