@@ -4,6 +4,13 @@ A number alone ("1,749") answers nothing; "Cash flow — Capital expenditures | 
 becomes one line that carries the table's title, the row's label (its first cell) and each value's column
 header, so however a chunker cuts between lines, a chunk holding a value also holds what it means.
 Pure: no parser, no Django.
+
+PDF tables found on a page (ingestion.tables) are written differently on purpose: a financial statement
+has several figure columns on every row and dozens of rows, so it is written as groups of rows each led
+by one line with the title and the column headers ('Cash flows | 2018 | 2017' then 'Purchases of PP&E |
+(1,577) (1,373)'), a group smaller than a chunk; repeating every header beside every figure would make
+the filings' chunks markedly longer for the embedder. Tables of Word files and web pages are mostly
+words in few columns, where the header beside each value reads best.
 """
 
 from __future__ import annotations
