@@ -55,7 +55,7 @@ def api_worker(
         pytest.fail("REDIS_URL is not set: run the tests with `make test` (Redis on 127.0.0.1:6379)")
     purge_broker()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        env = worker_env(data_dir, RAG_LLM_MAX_NEW_TOKENS="48")
+        env = worker_env(data_dir, RAG_LLM_BACKEND="llamacpp", RAG_LLM_MAX_NEW_TOKENS="48")
     worker = WorkerProcess(env, tmp_path_factory.mktemp("api-worker") / "worker.log", name="api").start()
     yield worker
     worker.stop()
