@@ -55,17 +55,47 @@ def error_payload(exc: Exception) -> dict[str, object]:
     return {"error": {"code": status_code[1], "message": str(exc), **getattr(exc, "details", {})}}
 
 
+def tokens_held() -> bool:
+    """Under RAG_GROUNDING_POLICY=withhold no token leaves before grounding: the text may yet be replaced."""
+    return settings.GROUNDING_POLICY == "withhold"
+
+
+async def shown_steps(steps: AsyncIterator[Step]) -> AsyncIterator[Step]:
+    """`steps` as they come; under withhold, the tokens held back and the shown text sent as one token just
+    before `done`, which is itself held until grounding is settled (or the grounding wait ends)."""
+    if not tokens_held():
+        async for step in steps:
+            yield step
+        return
+    held: Answer | None = None
+    async for step in steps:
+        if step.kind == "token":
+            continue
+        if step.kind == "done" and step.answer is not None and step.answer.status == Answer.Status.DONE:
+            held = step.answer
+            continue
+        if step.kind == "grounding" and step.answer is not None and held is not None:
+            held = None
+            yield Step("token", text=step.answer.shown_text)
+            yield Step("done", answer=step.answer)
+        yield step
+    if held is not None:  # grounding did not come in time: the answer as it stands, unchecked
+        yield Step("token", text=held.shown_text)
+        yield Step("done", answer=held)
+
+
 async def ask_events(
     *, answer: Answer, timeout_s: float, render: Callable[[Answer], Awaitable[dict[str, object]]]
 ) -> AsyncIterator[str]:
     """SSE of the ask endpoint: start, token..., done, grounding; or error (timeout) instead of a dropped stream."""
     yield sse("start", {"answer_id": answer.id, "conversation": answer.conversation_id})
     try:
-        async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
+        async for step in shown_steps(answer_follow(answer_id=answer.id, timeout_s=timeout_s)):
             if step.kind == "ping":
                 yield KEEPALIVE_COMMENT
             elif step.kind == "token":
-                yield sse("token", {"text": step.text})
+                if step.text:
+                    yield sse("token", {"text": step.text})
             elif step.answer is not None:
                 yield sse(step.kind, await render(step.answer))
     except ApiError as exc:

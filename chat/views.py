@@ -75,6 +75,12 @@ def answer_payload(view: AnswerView) -> dict[str, object]:
         },
         "grounding_status": answer.grounding_status,
         "feedback": view.feedback,
+        # "What the documents say" under a flagged answer, or instead of it (shown "evidence": withhold).
+        "evidence": None if view.evidence is None else {
+            "html": answer_html(text=view.evidence.text, passage_urls=urls),
+            "citations": [s.record.n for s in view.evidence.citations],
+        },
+        "shown": view.shown,
     }
 
 

@@ -193,8 +193,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
+# The answering queue's name: "gpu" unless a second pool (or a test's own worker) answers apart.
+GPU_QUEUE = env.str("RAG_GPU_QUEUE", default="gpu")
 CELERY_TASK_ROUTES = {
-    "ingestion.tasks.*": {"queue": "ingest"}, "retrieval.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": "gpu"}
+    "ingestion.tasks.*": {"queue": "ingest"}, "retrieval.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": GPU_QUEUE}
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -279,7 +281,17 @@ GROUNDING_SCORERS = {
 GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="lexical-embedding")
 GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default=None)
 GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
-# RAG_EXTRACTIVE_OPTIONS are the extractive backend's options wherever it is used.
+# What a flagged answer gets: "annotate" (the badge and the unsupported sentences marked), "evidence" (also
+# "What the documents say": the extractive answer over the same passages, shown under it), "withhold" (the
+# evidence is shown instead of the flagged answer, and the API's stream holds tokens until grounding is
+# known: for customer-facing bots). RAG_EXTRACTIVE_OPTIONS are the extractive backend's options wherever
+# it is used (as the generator, or for the evidence).
+GROUNDING_POLICIES = ("annotate", "evidence", "withhold")
+GROUNDING_POLICY = env.str("RAG_GROUNDING_POLICY", default="evidence")
+if GROUNDING_POLICY not in GROUNDING_POLICIES:
+    raise ImproperlyConfigured(
+        f"RAG_GROUNDING_POLICY={GROUNDING_POLICY!r}: use one of {', '.join(GROUNDING_POLICIES)}"
+    )
 EXTRACTIVE_OPTIONS: dict[str, Any] = env.json("RAG_EXTRACTIVE_OPTIONS", default={})
 
 # The pluggable parts, one dotted class path and its options per kind, built once per process by
