@@ -31,8 +31,8 @@ from api.schemas import (
     grounding_out,
 )
 from api.services import answer_admit, conversation_start_for_key
-from api.streaming import answer_follow, error_payload, shown_steps
-from chat.follow import KEEPALIVE_COMMENT, sse
+from api.streaming import answer_follow, error_payload
+from chat.follow import KEEPALIVE_COMMENT, shown_steps, sse
 from chat.models import Answer
 from chat.records import AnswerView
 from chat.services import answer_ask, question_clean

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from api.exceptions import AnswerTimeout, ApiError
 from chat import follow
-from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, sse
+from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, shown_steps, sse
 from chat.models import Answer
 from ragsite.errors import error_status
 
@@ -53,35 +53,6 @@ def error_payload(exc: Exception) -> dict[str, object]:
     if status_code is None:
         return {"error": {"code": "internal", "message": "Internal error; it has been logged"}}
     return {"error": {"code": status_code[1], "message": str(exc), **getattr(exc, "details", {})}}
-
-
-def tokens_held() -> bool:
-    """Under RAG_GROUNDING_POLICY=withhold no token leaves before grounding: the text may yet be replaced."""
-    return settings.GROUNDING_POLICY == "withhold"
-
-
-async def shown_steps(steps: AsyncIterator[Step]) -> AsyncIterator[Step]:
-    """`steps` as they come; under withhold, the tokens held back and the shown text sent as one token just
-    before `done`, which is itself held until grounding is settled (or the grounding wait ends)."""
-    if not tokens_held():
-        async for step in steps:
-            yield step
-        return
-    held: Answer | None = None
-    async for step in steps:
-        if step.kind == "token":
-            continue
-        if step.kind == "done" and step.answer is not None and step.answer.status == Answer.Status.DONE:
-            held = step.answer
-            continue
-        if step.kind == "grounding" and step.answer is not None and held is not None:
-            held = None
-            yield Step("token", text=step.answer.shown_text)
-            yield Step("done", answer=step.answer)
-        yield step
-    if held is not None:  # grounding did not come in time: the answer as it stands, unchecked
-        yield Step("token", text=held.shown_text)
-        yield Step("done", answer=held)
 
 
 async def ask_events(

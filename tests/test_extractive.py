@@ -129,3 +129,19 @@ def test_a_prompt_without_passages_gets_the_refusal_and_adapters_are_refused(
     assert "".join(extractive.stream(messages=rewrite, params=GenerationParams())).strip() == NOT_IN_DOCUMENTS
     with pytest.raises(GeneratorUnavailable, match="extractive backend cannot serve LoRA adapter"):
         extractive.stream(messages=rewrite, params=GenerationParams(adapter="travel"))
+
+
+def test_the_demo_handbook_answers_the_readme_question_with_its_figure(
+    extractive: ExtractiveGenerator,
+) -> None:
+    """The README's first question over the demo handbook's own pages (which also name 24 weeks of paid
+    parental leave): the figure it gets is the 27 days of annual leave, cited to page 2."""
+    import pypdfium2 as pdfium
+
+    from tests.conftest import ROOT
+
+    pdf = pdfium.PdfDocument(ROOT / "demo" / "Northwind Employee Handbook.pdf")
+    pages = [NumberedPassage(n, pdf[n - 1].get_textpage().get_text_range()) for n in range(1, len(pdf) + 1)]
+    found = extractive.extract(question=LEAVE, passages=pages)
+    assert "27 days of paid annual leave" in found.pieces[0] and found.pieces[0].rstrip().endswith("[2]")
+    assert "24 weeks" not in found.text.split("[2]")[0]

@@ -5,14 +5,16 @@ same services in this process. The scorer, the extractive evidence and the retri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from api.keys import api_key_create
 from api.schemas import answer_out
@@ -32,7 +34,7 @@ from tests.conftest import (
     wait_for,
     worker_env,
 )
-from tests.grants import SYSTEM
+from tests.grants import SYSTEM, grant
 from tests.pdf_factory import make_text_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -146,6 +148,28 @@ def test_withhold_returns_the_evidence_not_the_invented_figure(
     content = "".join(str(c["choices"][0]["delta"].get("content") or "") for c in chunks if "choices" in c)
     assert "95" not in content and "27 days" in content
     assert chunks[-1]["shown"] == "evidence" and chunks[-1]["text"] == INVENTED
+
+
+def test_withhold_in_the_chat_streams_only_the_evidence(withhold_server: str, handbook: Collection) -> None:
+    user = get_user_model().objects.create_user("wanda", password="pw-wanda-123456")
+    grant(handbook, user=user)
+    client = Client()
+    client.force_login(user)
+    http = httpx.Client(
+        base_url=withhold_server, timeout=WAIT_S, cookies={"sessionid": client.cookies["sessionid"].value}
+    )
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', http.get("/").text)
+    assert token is not None
+    asked = http.post(
+        "/ask/",
+        data={"collection": str(handbook.id), "question": QUESTION},
+        headers={"X-CSRFToken": token.group(1)},
+    ).json()
+    events = sse_events(http.get(asked["stream_url"]).text)
+    streamed = "".join(str(data["text"]) for kind, data in events if kind == "token")
+    assert "95" not in streamed and "27 days" in streamed
+    grounding = next(data for kind, data in events if kind == "grounding")
+    assert grounding["shown"] == "evidence" and "27 days" in grounding["evidence"]["html"]  # type: ignore[index]
 
 
 def _answered(collection: Collection, policy: str) -> Answer:
