@@ -61,6 +61,12 @@ def test_picks_the_sentence_with_the_figure_and_cites_its_passage(extractive: Ex
     assert citations_parse(answer=found.text, passage_count=3) == found.citations
 
 
+def test_a_figure_with_the_unit_asked_a_few_words_after_it_wins(extractive: ExtractiveGenerator) -> None:
+    """'5 unused leave days' answers 'how many vacation days ... carry over', not '27 days' of the sentence before."""
+    found = extractive.extract(question="How many vacation days can I carry over?", passages=_handbook())
+    assert found.pieces[0].startswith("Up to 5 unused leave days may be carried over")
+
+
 def test_picks_the_table_row_with_its_columns(extractive: ExtractiveGenerator) -> None:
     passages = [NumberedPassage(1, DISTRACTOR), NumberedPassage(2, CASH_FLOWS)]
     found = extractive.extract(
@@ -87,7 +93,7 @@ def test_refuses_when_no_sentence_answers(extractive: ExtractiveGenerator) -> No
         question="What is the melting point of tungsten carbide in kelvin?", passages=_handbook()
     )
     assert found.text == NOT_IN_DOCUMENTS and found.citations == ()
-    assert found.score < 0.35
+    assert found.score < 0.2  # the default threshold
     assert extractive.extract(question=LEAVE, passages=[]).text == NOT_IN_DOCUMENTS
 
 

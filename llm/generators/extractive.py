@@ -43,6 +43,7 @@ _QUANTITY = re.compile(
 # A table row as ingestion writes it: "title — label | header: value" or "label | figures".
 _ROW = " | "
 _LONG_UNIT_CHARS = 500
+_UNIT_WINDOW = 3  # words after a number where the question's unit word may stand
 _WINDOW_CHARS = 300
 MESSAGE_OVERHEAD_TOKENS = 4
 
@@ -133,7 +134,7 @@ class ExtractiveGenerator(LoadsOnce):
     def __init__(
         self,
         *,
-        threshold: float = 0.35,
+        threshold: float = 0.2,
         max_units: int = 3,
         max_chars: int = 700,
         follow_share: float = 0.8,
@@ -233,9 +234,10 @@ def _scores(question: str, units: Sequence[_Unit], similarity: np.ndarray) -> np
         if wants_figure:
             for j, token in enumerate(tokens):
                 if token.kind == "num":
-                    # "27 days" answers "how many days": the word after the number is the question's.
-                    after = tokens[j + 1].norm if j + 1 < len(tokens) else ""
-                    figure = max(figure, 0.15 if after in words else 0.07)
+                    # "27 days" (or "5 unused leave days") answers "how many days": the question's word
+                    # follows the number closely.
+                    after = {t.norm for t in tokens[j + 1 : j + 1 + _UNIT_WINDOW]}
+                    figure = max(figure, 0.15 if after & words else 0.07)
         out[i] = 0.55 * float(similarity[i]) + 0.45 * lexical + figure
     return out
 
