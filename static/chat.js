@@ -33,7 +33,12 @@
   function showGrounding(article, payload) {
     const badge = article.querySelector(".grounding");
     const g = payload.grounding;
-    if (g && g.status === "scored") {
+    if (payload.shown === "evidence") {
+      // The score is the withheld answer's: the text shown is the documents' own.
+      badge.className = "grounding flagged";
+      badge.textContent = "Model's answer withheld" + (g && g.score !== null ? " · " + g.score : "");
+      badge.title = "The model's answer was not supported by the documents (or could not be checked)";
+    } else if (g && g.status === "scored") {
       badge.className = "grounding " + (g.flagged ? "flagged" : "grounded");
       badge.textContent = (g.flagged ? "Possibly unsupported" : "Grounded") + " · " + g.score;
       badge.title = "Grounding score " + g.score + " (threshold " + g.threshold + ")";

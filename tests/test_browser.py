@@ -222,6 +222,8 @@ def test_a_flagged_answer_shows_what_the_documents_say_or_is_replaced_by_it(asgi
     assert "95" not in withheld.locator(".answer-body").inner_text()
     assert "27 days" in withheld.locator(".answer-body").inner_text()
     assert "not supported" in withheld.locator(".evidence .withheld-note").inner_text()
+    assert withheld.locator(".grounding").inner_text().startswith("Model's answer withheld")
+    assert shown.locator(".grounding").inner_text().startswith("Possibly unsupported")
 
 
 # Where make_text_pdf draws a page's first line (Letter, 612 x 792 pt): from 72 pt in, baseline 72 pt from the
