@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from chat.models import Answer
+from llm.exceptions import LlmError
 from llm.generators import NumberedPassage, extractor_get
 from ragsite.logs import log_event
 
@@ -58,3 +59,21 @@ def evidence_for(*, answer: Answer, flagged: bool | None) -> Evidence:
     if extract.text == answer.text and shown == Answer.Shown.ANSWER:
         return NO_EVIDENCE  # an extractive answer flagged: the same sentences again would add nothing
     return Evidence(text=extract.text, citations=extract.citations, shown=shown)
+
+
+def evidence_unchecked(*, answer: Answer) -> Evidence:
+    """The evidence for an answer whose grounding failed: under withhold, as for one without a verdict;
+    if the extractive answer cannot be made either, none (the answer stays, its grounding "failed")."""
+    if settings.GROUNDING_POLICY != "withhold":
+        return NO_EVIDENCE
+    try:
+        return evidence_for(answer=answer, flagged=None)
+    except LlmError as exc:
+        log_event(
+            logger,
+            "answer_evidence_failed",
+            level=logging.WARNING,
+            answer=answer.id,
+            error=type(exc).__name__,
+        )
+        return NO_EVIDENCE

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor, audit_record
-from chat.evidence import evidence_for
+from chat.evidence import evidence_for, evidence_unchecked
 from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation, PassageRecord
 from chat.records import FEEDBACK_VALUES, Feedback
@@ -367,8 +367,13 @@ def answer_ground(*, answer_id: int) -> Answer:
 
 
 def answer_ground_fail(*, answer_id: int, reason: str) -> None:
-    """Scoring failed: say so, so that nobody waits for a score that will not come."""
+    """Scoring failed: say so, so that nobody waits for a score that will not come. Under withhold the
+    unchecked answer is not shown either: its evidence is, when the extractive answer can be made."""
+    answer = Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).first()
+    if answer is None:
+        return  # settled meanwhile, or deleted
+    evidence = evidence_unchecked(answer=answer)
     Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).update(
-        grounding_status=Answer.Grounding.FAILED
+        grounding_status=Answer.Grounding.FAILED, **evidence.fields()
     )
     log_event(logger, "answer_grounding_failed", level=logging.WARNING, answer=answer_id, reason=reason)

@@ -199,3 +199,28 @@ def test_annotate_computes_no_evidence(celery_worker_process: WorkerProcess, han
     assert answer.evidence_text == "" and answer.shown == Answer.Shown.ANSWER
     out = answer_out(answer_view(answer))
     assert out.evidence is None and out.shown == "answer" and out.answer == INVENTED
+
+
+def test_withhold_shows_the_evidence_when_the_scorer_fails(
+    celery_worker_process: WorkerProcess, handbook: Collection
+) -> None:
+    """A judge whose model server does not answer: grounding fails, and the unchecked answer is not shown."""
+    from chat.tasks import score_answer
+    from llm.generators import generator_build
+
+    conversation = Conversation.objects.create(collection=handbook)
+    answer = Answer.objects.create(conversation=conversation, question=QUESTION)
+    unreachable = generator_build(
+        backend="openai", base_url="http://127.0.0.1:9/v1", model="m", connect_timeout=1.0
+    )
+    with (
+        component_configured("generator", INVENTING),
+        component_configured("scorer", "llm.grounding.judge.LlmJudgeScorer", generator=unreachable),
+        override_settings(GROUNDING_POLICY="withhold"),
+    ):
+        answer_generate(answer_id=answer.id)
+        score_answer(answer.id)
+    answer.refresh_from_db()
+    assert answer.grounding_status == Answer.Grounding.FAILED
+    out = answer_out(answer_view(answer))
+    assert out.shown == "evidence" and "27 days" in out.answer and out.text == INVENTED
