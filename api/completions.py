@@ -19,10 +19,20 @@ from pydantic import ConfigDict, Field
 
 from api.exceptions import AnswerFailed, ApiError, CollectionForbidden, InvalidRequest
 from api.keys import Caller
-from api.schemas import MAX_ID, MAX_TOP_K, NO_NUL, CitationOut, GroundingOut, citations_out, grounding_out
+from api.schemas import (
+    MAX_ID,
+    MAX_TOP_K,
+    NO_NUL,
+    CitationOut,
+    EvidenceOut,
+    GroundingOut,
+    citations_out,
+    evidence_out,
+    grounding_out,
+)
 from api.services import answer_admit, conversation_start_for_key
 from api.streaming import answer_follow, error_payload
-from chat.follow import KEEPALIVE_COMMENT, sse
+from chat.follow import KEEPALIVE_COMMENT, shown_steps, sse
 from chat.models import Answer
 from chat.records import AnswerView
 from chat.services import answer_ask, question_clean
@@ -81,6 +91,11 @@ class ChatCompletionOut(Schema):
     citations: list[CitationOut] = Field(description="Extension: the passages the answer cites")
     passages: list[CitationOut] = Field(description="Extension: every passage the model was given")
     grounding: GroundingOut | None = Field(description="Extension: grounding score and flag")
+    shown: Literal["answer", "evidence"] = Field(
+        description="Extension: which text the message holds (evidence replaces a flagged answer under withhold)"
+    )
+    text: str = Field(description="Extension: the model's answer, whichever text was shown")
+    evidence: EvidenceOut | None = Field(description="Extension: what the documents say, under a flagged answer")
     answer_id: int = Field(ge=1, le=MAX_ID, description="Extension: GET /api/v1/answers/{id}")
 
 
@@ -144,11 +159,14 @@ def _created(answer: Answer) -> int:
 
 def completion_extras(view: AnswerView) -> dict[str, object]:
     answer = view.answer
-    grounding = grounding_out(view)
+    grounding, evidence = grounding_out(view), evidence_out(view)
     return {
         "citations": [c.model_dump() for c in citations_out(view.citations)],
         "passages": [p.model_dump() for p in citations_out(view.sources)],
         "grounding": grounding.model_dump() if grounding else None,
+        "shown": view.shown,
+        "text": answer.text,
+        "evidence": evidence.model_dump() if evidence else None,
         "answer_id": answer.id,
         "usage": _usage(answer).model_dump(),
     }
@@ -166,7 +184,9 @@ def completion_out(*, view: AnswerView, model: str) -> ChatCompletionOut:
     return ChatCompletionOut.model_validate(
         {
             "id": f"chatcmpl-{answer.id}", "object": "chat.completion", "created": _created(answer), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.shown_text}, "finish_reason": "stop"}
+            ],
             **completion_extras(view),
         }
     )
@@ -190,11 +210,12 @@ async def completion_chunks(
     yield sse(None, _chunk(answer, model, {"role": "assistant", "content": ""}))
     final: Answer | None = None
     try:
-        async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
+        async for step in shown_steps(answer_follow(answer_id=answer.id, timeout_s=timeout_s)):
             if step.kind == "ping":
                 yield KEEPALIVE_COMMENT
             elif step.kind == "token":
-                yield sse(None, _chunk(answer, model, {"content": step.text}))
+                if step.text:
+                    yield sse(None, _chunk(answer, model, {"content": step.text}))
             elif step.answer is not None:
                 final = step.answer
                 if final.status == Answer.Status.FAILED:

@@ -141,13 +141,26 @@ class TimingsOut(Schema):
     tokens_per_second: float | None
 
 
+class EvidenceOut(Schema):
+    text: str = Field(description="The documents' own sentences that best answer the question, each cited [n]")
+    citations: list[CitationOut] = Field(description="The passages it quotes, in order of first use")
+
+
 class AnswerOut(Schema):
     id: int
     conversation: int
     collection: str
     status: AnswerStatus
     question: str
-    answer: str
+    answer: str = Field(description="The text to show: the model's answer, or the evidence when `shown` is evidence")
+    text: str = Field(description="The model's answer, whichever text was shown")
+    shown: Literal["answer", "evidence"] = Field(
+        description="Which text `answer` holds: evidence replaces a flagged answer under RAG_GROUNDING_POLICY=withhold"
+    )
+    evidence: EvidenceOut | None = Field(
+        description="What the documents say: the extractive answer to the question over the same passages, given "
+        "when grounding flags the answer (RAG_GROUNDING_POLICY evidence or withhold); null otherwise"
+    )
     error: str
     citations: list[CitationOut] = Field(description="The passages the answer cites, in order of first use")
     passages: list[CitationOut] = Field(description="Every passage the model was given")
@@ -271,12 +284,18 @@ def grounding_out(view: AnswerView) -> GroundingOut | None:
     return GroundingOut(status=g.status, score=g.score, flagged=g.flagged, threshold=g.threshold, unsupported=unsupported)
 
 
+def evidence_out(view: AnswerView) -> EvidenceOut | None:
+    e = view.evidence
+    return None if e is None else EvidenceOut(text=e.text, citations=citations_out(e.citations))
+
+
 def answer_out(view: AnswerView) -> AnswerOut:
     a = view.answer
     total = (a.finished_at - a.created_at).total_seconds() * 1000 if a.finished_at else None
     return AnswerOut(
         id=a.id, conversation=a.conversation_id, collection=a.conversation.collection.slug, status=a.status,  # type: ignore[arg-type]
-        question=a.question, answer=a.text, error=a.error, citations=citations_out(view.citations),
+        question=a.question, answer=a.shown_text, text=a.text, shown=view.shown, evidence=evidence_out(view),
+        error=a.error, citations=citations_out(view.citations),
         passages=citations_out(view.sources), grounding=grounding_out(view),
         timings=TimingsOut(
             retrieval_ms=_ms(a.retrieval_ms), ttft_ms=_ms(a.ttft_ms), generation_ms=_ms(a.generation_ms),

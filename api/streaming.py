@@ -11,7 +11,7 @@ from django.conf import settings
 
 from api.exceptions import AnswerTimeout, ApiError
 from chat import follow
-from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, sse
+from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, shown_steps, sse
 from chat.models import Answer
 from ragsite.errors import error_status
 
@@ -61,11 +61,12 @@ async def ask_events(
     """SSE of the ask endpoint: start, token..., done, grounding; or error (timeout) instead of a dropped stream."""
     yield sse("start", {"answer_id": answer.id, "conversation": answer.conversation_id})
     try:
-        async for step in answer_follow(answer_id=answer.id, timeout_s=timeout_s):
+        async for step in shown_steps(answer_follow(answer_id=answer.id, timeout_s=timeout_s)):
             if step.kind == "ping":
                 yield KEEPALIVE_COMMENT
             elif step.kind == "token":
-                yield sse("token", {"text": step.text})
+                if step.text:
+                    yield sse("token", {"text": step.text})
             elif step.answer is not None:
                 yield sse(step.kind, await render(step.answer))
     except ApiError as exc:

@@ -79,10 +79,10 @@ def policy_load(*, title: str | None) -> dict[str, Any]:
     return max(data, key=lambda p: sum(len(par["qas"]) for par in p["paragraphs"]))
 
 
-class _OursPolicy:
+class PolicyCollection:
     """One policy as a collection: each paragraph is a 'page', chunked and embedded by our own code."""
 
-    def __init__(self, paragraphs: list[str]) -> None:
+    def __init__(self, paragraphs: list[str], *, slug: str = "bench-policyqa") -> None:
         from django.conf import settings
 
         from ingestion.chunking import chunks_split
@@ -96,7 +96,7 @@ class _OursPolicy:
             chunk_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
         )
         vectors = embedder.embed([d.text for d in drafts], batch_size=settings.EMBED_BATCH_SIZE)
-        self.collection = Collection.objects.create(name="bench-policyqa", slug="bench-policyqa")
+        self.collection = Collection.objects.create(name=slug, slug=slug)
         blob = "\n".join(paragraphs).encode()
         document = Document.objects.create(
             collection=self.collection, original_name="policy", sha256=hashlib.sha256(blob).hexdigest(),
@@ -133,7 +133,7 @@ def policyqa_quality(*, baseline_embeddings: Any, title: str | None, limit: int 
     paragraphs = [p["context"] for p in policy["paragraphs"]]
     qas = [(qa["question"], i, [a["text"] for a in qa["answers"]]) for i, p in enumerate(policy["paragraphs"]) for qa in p["qas"]]
     qas = qas[:limit] if limit else qas
-    systems: dict[str, Any] = {"ours": _OursPolicy(paragraphs), "baseline": _BaselinePolicy(paragraphs, baseline_embeddings)}
+    systems: dict[str, Any] = {"ours": PolicyCollection(paragraphs), "baseline": _BaselinePolicy(paragraphs, baseline_embeddings)}
     result: dict[str, Any] = {"policy": policy["title"], "paragraphs": len(paragraphs), "questions": len(qas)}
     for name, system in systems.items():
         rows = []

@@ -202,6 +202,40 @@ def _pages(f: dict[str, Any]) -> list[str]:
     return out + _table(["", "p50 ms", "p95 ms", "pages"], rows)
 
 
+def _answers(f: dict[str, Any]) -> list[str]:
+    out = ["## 7. Answers: extractive, SmolLM2, and the first passage", ""]
+    a = f.get("answers")
+    s = _status(a) if a is not None else None
+    if a is None or s:
+        return out + [s or "_Not run._", ""]
+    names = ("extractive", "smollm2", "first_passage")
+    p = a["policyqa"]
+    out += [f"Over the same retrieved passages and the same prompt: the extractive backend, SmolLM2-135M through "
+            f"llama.cpp (at most {a['smollm2_max_new_tokens']} new tokens), and the best passage cut to the extractive "
+            f"answer's length. PolicyQA: {p['questions']} questions spread over \"{p['policy']}\"; an answer counts when "
+            "it holds a gold span (citations removed, case and spaces normalised).", ""]
+    out += _table(["", "extractive", "SmolLM2", "first passage, same length"],
+                  [["PolicyQA: holds a gold span", *(p["gold_span_share"][n] for n in names)],
+                   ["PolicyQA: answer characters p50", *(p["answer_chars_p50"][n] for n in names)]])
+    q = a.get("sec_10q")
+    if q and q.get("questions"):
+        out += [f"10-Q: {q['questions']} questions about the ingested filings ({q['questions_with_numbers']} with numbers "
+                "in the reference answer); recall: the share of the reference's numbers (normalised) and content words "
+                "(stemmed) the answer holds; flagged: by our grounding scorer, over the passages the answer was given.", ""]
+        out += _table(["", "extractive", "SmolLM2", "first passage, same length"],
+                      [["10-Q: number recall", *(q["number_recall"][n] for n in names)],
+                       ["10-Q: content-word recall", *(q["word_recall"][n] for n in names)],
+                       ["10-Q: flagged share", *(q["flagged_share"][n] for n in names)]])
+    rows = []
+    for label, part in (("PolicyQA", p), ("10-Q", q)):
+        for name in ("extractive", "smollm2"):
+            t = (part or {}).get("timings", {}).get(name)
+            if t:
+                rows.append([f"{label}, {name}", t["answers"], t["ttft_ms_p50"], t["ttft_ms_p90"], t["total_ms_p50"], t["total_ms_p90"]])
+    out += ["Time per answer on this machine (first piece, and the whole answer; prompt building excluded):", ""]
+    return out + _table(["", "answers", "first piece p50 ms", "p90", "total p50 ms", "p90"], rows)
+
+
 def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """(target, met / missed / not measured, figure)."""
     def check(ok: bool | None) -> str:
@@ -237,6 +271,13 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     out.append(("  for comparison, exact search (RAG_FAISS_INDEX_FACTORY=Flat) < 5 ms", check(None if flat is None else flat < 5), flat))
     tps = _get(f, "generation", "tokens_per_s_ratio")
     out.append(("service tokens/s >= 90% of raw llama.cpp", check(None if tps is None else tps >= 0.9), tps))
+    span = _get(f, "answers", "policyqa", "gold_span_share") or {}
+    ex, sm, first = span.get("extractive"), span.get("smollm2"), span.get("first_passage")
+    out.append(("PolicyQA gold span: extractive > first passage, same length",
+                check(None if ex is None or first is None else ex > first), [ex, first]))
+    out.append(("PolicyQA gold span: extractive >= 3x SmolLM2", check(None if ex is None or sm is None else ex >= 3 * sm), [ex, sm]))
+    flagged = _get(f, "answers", "sec_10q", "flagged_share", "extractive")
+    out.append(("10-Q extractive answers flagged <= 5%", check(None if flagged is None else flagged <= 0.05), flagged))
     for run in _get(f, "generation_gpu", "runs") or []:
         label = run.get("quantization", "nf4")
         single = run["single"]["ours"]["median_tokens_per_s"]
@@ -260,6 +301,6 @@ def report_render(f: dict[str, Any]) -> str:
         "## Targets", "",
     ]
     out += _table(["target", "status", "figure"], [list(t) for t in targets(f)])
-    for part in (_ingestion, _quality, _financebench, _latency, _generation, _api, _pages):
+    for part in (_ingestion, _quality, _financebench, _latency, _generation, _api, _pages, _answers):
         out += part(f)
     return "\n".join(out).rstrip() + "\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import ROOT, SEC_DIR, Skipped, median, percentile
 
-BENCHES = ("ingestion", "quality", "financebench", "latency", "generation", "api", "pages")
+BENCHES = ("ingestion", "quality", "financebench", "latency", "generation", "api", "pages", "answers")
 OUT = ROOT / "bench" / "out"
 GPU_DIR = ROOT / "bench" / "gpu"
 
@@ -35,7 +35,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 PDFs, fewer questions and sizes; FinanceBench: its 5 short filings (a few minutes)")
     parser.add_argument("--files", type=int, default=0, help="ingest only the first N PDFs (0: all 20)")
-    parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these (quality and api need ingestion)")
+    parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these (quality, api and answers need ingestion)")
     parser.add_argument("--no-publish", action="store_true", help="write bench/out/ only, not bench/REPORT.md")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other sections of bench/out/figures.json (a long run done in parts)")
@@ -62,7 +62,7 @@ def _section(figures: dict[str, Any], name: str, fn: Callable[[], Any]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     wanted = set(args.only or BENCHES)
-    if wanted & {"quality", "api"}:
+    if wanted & {"quality", "api", "answers"}:
         wanted.add("ingestion")
     quick = args.quick
     pdfs = sorted((SEC_DIR / "pdfs").glob("*.pdf"))
@@ -122,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
 
         django_setup()
         _section(figures, "pages", lambda: pages_bench(pages=6 if quick else 12, log=log))
+    if "answers" in wanted:
+        from bench.answers import answers_bench
+        from bench.django_env import django_setup
+
+        django_setup()
+        collection_id = ours.collection.id if ours is not None else None
+        _section(figures, "answers", lambda: answers_bench(
+            collection_id=collection_id, files=[p.name for p in pdfs], quick=quick, log=log))
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     if args.merge and (OUT / "figures.json").exists():
         earlier = json.loads((OUT / "figures.json").read_text(encoding="utf-8"))

@@ -2,7 +2,8 @@
 its grounding. The browser's stream (chat.views) and the API's (api.streaming) both read it this way.
 
 The worker strips the final text, so deltas are taken from the stripped text as it grows: their
-concatenation is then exactly the final answer.
+concatenation is then exactly the final answer. Under RAG_GROUNDING_POLICY=withhold (`shown_steps`) no
+token leaves before grounding is known: the answer may yet be replaced by its evidence.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 
 from chat.models import Answer
@@ -88,3 +90,32 @@ async def answer_follow(
             quiet_since = now
             yield Step("ping")
         await asyncio.sleep(min(poll_s, max(deadline - now, 0.0)))
+
+
+def tokens_held() -> bool:
+    """Under RAG_GROUNDING_POLICY=withhold no token leaves before grounding: the text may yet be replaced."""
+    return settings.GROUNDING_POLICY == "withhold"
+
+
+async def shown_steps(steps: AsyncIterator[Step]) -> AsyncIterator[Step]:
+    """`steps` as they come; under withhold, the tokens held back and the shown text sent as one token just
+    before `done`, which is itself held until grounding is settled (or the grounding wait ends)."""
+    if not tokens_held():
+        async for step in steps:
+            yield step
+        return
+    held: Answer | None = None
+    async for step in steps:
+        if step.kind == "token":
+            continue
+        if step.kind == "done" and step.answer is not None and step.answer.status == Answer.Status.DONE:
+            held = step.answer
+            continue
+        if step.kind == "grounding" and step.answer is not None and held is not None:
+            held = None
+            yield Step("token", text=step.answer.shown_text)
+            yield Step("done", answer=step.answer)
+        yield step
+    if held is not None:  # grounding did not come in time: the answer as it stands, unchecked
+        yield Step("token", text=held.shown_text)
+        yield Step("done", answer=held)

@@ -119,6 +119,17 @@ class Answer(models.Model):
     grounding_version = models.CharField(max_length=32, blank=True)
     grounding_spans = models.JSONField(default=list, blank=True)  # unsupported sentences: start, end, text, support
     grounding_ms = models.FloatField(null=True, blank=True)
+
+    class Shown(models.TextChoices):
+        ANSWER = "answer", "The model's answer"
+        EVIDENCE = "evidence", "What the documents say"
+
+    # "What the documents say": the extractive answer over the same passages, computed when grounding flags
+    # the answer (RAG_GROUNDING_POLICY evidence or withhold); its citations are passage numbers as above.
+    evidence_text = models.TextField(blank=True)
+    evidence_citations = models.JSONField(default=list, blank=True)
+    # Which text the asker was shown: the evidence replaces a flagged answer under RAG_GROUNDING_POLICY=withhold.
+    shown = models.CharField(max_length=8, choices=Shown.choices, default=Shown.ANSWER)
     feedback = models.SmallIntegerField(null=True, blank=True)  # +1 thumbs up, -1 thumbs down
     feedback_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -132,6 +143,11 @@ class Answer(models.Model):
 
     def passage_records(self) -> list[PassageRecord]:
         return [PassageRecord.from_json(p) for p in self.passages]
+
+    @property
+    def shown_text(self) -> str:
+        """The text the asker sees: the evidence when it replaced a flagged answer, else the answer."""
+        return self.evidence_text if self.shown == self.Shown.EVIDENCE else self.text
 
     @property
     def grounding_settled(self) -> bool:

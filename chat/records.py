@@ -39,12 +39,25 @@ class GroundingView:
 
 
 @dataclass(frozen=True)
+class EvidenceView:
+    """"What the documents say": the extractive answer over the same passages, under a flagged answer."""
+
+    text: str
+    citations: tuple[Source, ...]  # the passages it quotes, in order of first use
+
+
+Shown = Literal["answer", "evidence"]
+
+
+@dataclass(frozen=True)
 class AnswerView:
     answer: Answer
     sources: tuple[Source, ...]  # every passage the model was given, in prompt order: the reader can check all
     citations: tuple[Source, ...]  # the cited ones, in order of first citation
     grounding: GroundingView | None  # None while grounding is pending (and for answers never scored)
     feedback: Feedback | None
+    evidence: EvidenceView | None = None  # None unless grounding flagged the answer under an evidence policy
+    shown: Shown = "answer"  # "evidence": the evidence replaced the flagged answer (RAG_GROUNDING_POLICY=withhold)
 
 
 def _grounding_view(answer: Answer) -> GroundingView | None:
@@ -70,7 +83,13 @@ def answer_view(answer: Answer) -> AnswerView:
     by_n = {s.record.n: s for s in sources}
     grounding = _grounding_view(answer)
     feedback = next((name for name, value in FEEDBACK_VALUES.items() if value == answer.feedback), None)
+    evidence = (
+        EvidenceView(answer.evidence_text, tuple(by_n[n] for n in answer.evidence_citations if n in by_n))
+        if answer.evidence_text
+        else None
+    )
     return AnswerView(
         answer=answer, sources=sources, citations=tuple(by_n[n] for n in answer.citations if n in by_n),
-        grounding=grounding, feedback=feedback,
+        grounding=grounding, feedback=feedback, evidence=evidence,
+        shown="evidence" if evidence is not None and answer.shown == Answer.Shown.EVIDENCE else "answer",
     )

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor, audit_record
+from chat.evidence import evidence_for, evidence_unchecked
 from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation, PassageRecord
 from chat.records import FEEDBACK_VALUES, Feedback
@@ -144,11 +145,13 @@ def answer_history(*, answer: Answer) -> list[ChatMessage]:
     earlier = (
         Answer.objects.filter(conversation_id=answer.conversation_id, id__lt=answer.id, status=Answer.Status.DONE)
         .order_by("-id")
-        .values_list("question", "text")[:HISTORY_TURNS]
+        .values_list("question", "text", "evidence_text", "shown")[:HISTORY_TURNS]
     )
     messages: list[ChatMessage] = []
-    for question, text in reversed(list(earlier)):
-        messages += [ChatMessage(role="user", content=question), ChatMessage(role="assistant", content=text)]
+    for question, text, evidence, shown in reversed(list(earlier)):
+        # What the asker saw is what a follow-up refers to: the evidence where it replaced the answer.
+        said = evidence if shown == Answer.Shown.EVIDENCE else text
+        messages += [ChatMessage(role="user", content=question), ChatMessage(role="assistant", content=said)]
     return messages
 
 
@@ -344,12 +347,14 @@ def answer_ground(*, answer_id: int) -> Answer:
     spans = [
         {"start": s.start, "end": s.end, "text": s.text, "support": round(s.support, 4)} for s in result.unsupported
     ]
+    # Stored with the verdict, in one update: whoever reads the verdict reads its evidence with it.
+    evidence = evidence_for(answer=answer, flagged=result.flagged if scored else None)
     # Unscored: no score and no flag, so nothing counts it as grounded (or as a hallucination).
     Answer.objects.filter(id=answer_id).update(
         grounding_status=Answer.Grounding.SCORED if scored else Answer.Grounding.UNSCORED,
         grounding_score=result.score if scored else None, grounding_flagged=result.flagged if scored else None,
         grounding_threshold=result.threshold, grounding_scorer=result.scorer, grounding_version=result.version,
-        grounding_spans=spans if scored else [], grounding_ms=ms,
+        grounding_spans=spans if scored else [], grounding_ms=ms, **evidence.fields(),
     )
     log_event(
         logger, "answer_grounded", answer=answer_id, collection=answer.conversation.collection_id,
@@ -362,8 +367,13 @@ def answer_ground(*, answer_id: int) -> Answer:
 
 
 def answer_ground_fail(*, answer_id: int, reason: str) -> None:
-    """Scoring failed: say so, so that nobody waits for a score that will not come."""
+    """Scoring failed: say so, so that nobody waits for a score that will not come. Under withhold the
+    unchecked answer is not shown either: its evidence is, when the extractive answer can be made."""
+    answer = Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).first()
+    if answer is None:
+        return  # settled meanwhile, or deleted
+    evidence = evidence_unchecked(answer=answer)
     Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).update(
-        grounding_status=Answer.Grounding.FAILED
+        grounding_status=Answer.Grounding.FAILED, **evidence.fields()
     )
     log_event(logger, "answer_grounding_failed", level=logging.WARNING, answer=answer_id, reason=reason)

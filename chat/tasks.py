@@ -30,7 +30,7 @@ ANSWER_ERRORS = (LlmError, RetrievalError, IngestionError, ChatError)
 @worker_ready.connect
 def _warm_up(sender: Any = None, **_: Any) -> None:
     queues = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
-    if "gpu" not in queues:
+    if settings.GPU_QUEUE not in queues:
         return
     from ingestion.embedding import embedder_get
     from llm.generators import generator_get

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.services import actor_of_request
 from chat import services
 from chat.exceptions import AccessDenied, RequestInvalid, SignInRequired
-from chat.follow import KEEPALIVE_COMMENT, answer_follow, sse, sse_response
+from chat.follow import KEEPALIVE_COMMENT, answer_follow, shown_steps, sse, sse_response
 from chat.records import FEEDBACK_VALUES, AnswerView, answer_view
 from chat.rendering import answer_html
 from chat.viewer import source_viewer
@@ -75,6 +75,12 @@ def answer_payload(view: AnswerView) -> dict[str, object]:
         },
         "grounding_status": answer.grounding_status,
         "feedback": view.feedback,
+        # "What the documents say" under a flagged answer, or instead of it (shown "evidence": withhold).
+        "evidence": None if view.evidence is None else {
+            "html": answer_html(text=view.evidence.text, passage_urls=urls),
+            "citations": [s.record.n for s in view.evidence.citations],
+        },
+        "shown": view.shown,
     }
 
 
@@ -124,11 +130,13 @@ def ask(request: HttpRequest) -> JsonResponse:
 
 
 async def _answer_events(answer_id: int) -> AsyncIterator[str]:
-    async for step in answer_follow(answer_id=answer_id, timeout_s=STREAM_TIMEOUT_S, grounding_wait_s=STREAM_TIMEOUT_S):
+    steps = answer_follow(answer_id=answer_id, timeout_s=STREAM_TIMEOUT_S, grounding_wait_s=STREAM_TIMEOUT_S)
+    async for step in shown_steps(steps):
         if step.kind == "ping":
             yield KEEPALIVE_COMMENT
         elif step.kind == "token":
-            yield sse("token", {"text": step.text})
+            if step.text:
+                yield sse("token", {"text": step.text})
         elif step.kind == "timeout":
             yield sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
         elif step.answer is not None:

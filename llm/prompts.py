@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from llm.exceptions import ContextOverflow
-from llm.generators.base import ChatMessage, Generator
+from llm.generators.base import ChatMessage, Generator, NumberedPassage
 from llm.lexicon import FUNCTION_WORDS
 from ragsite.logs import log_event
 
@@ -84,6 +84,31 @@ def passage_format(*, number: int, passage: PromptPassage) -> str:
         where = f"p. {pages}"
     title = _defang(" ".join(passage.document_title.split())) or "Untitled"
     return f'<passage id="{number}">\n[{number}] {title}, {where}\n{_defang(passage.text.strip())}\n</passage>'
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    question: str
+    passages: tuple[NumberedPassage, ...]
+
+
+_BLOCK = re.compile(r'<passage id="(\d+)">\n\[\d+\] [^\n]*\n(.*?)\n</passage>', re.DOTALL)
+_QUESTION_MARK = "\n\nQuestion: "
+
+
+def prompt_parse(messages: Sequence[ChatMessage]) -> ParsedPrompt | None:
+    """The question and numbered passages of a prompt `prompt_build` made; None for any other prompt.
+
+    The inverse of `passage_format` and `_user_content`, kept beside them so the two change together: it
+    lets a backend that reads the passages instead of continuing the text (the extractive one) serve the
+    same Generator protocol. Passage text cannot hold "</passage>" (defanged), so a block ends at its tag.
+    """
+    user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    body, marker, question = user.rpartition(_QUESTION_MARK)
+    if not marker or not (body.startswith(PASSAGES_HEADER) or body.startswith("No passages were found")):
+        return None
+    passages = tuple(NumberedPassage(n=int(m.group(1)), text=m.group(2)) for m in _BLOCK.finditer(body))
+    return ParsedPrompt(question=question.strip(), passages=passages)
 
 
 def _defang(text: str) -> str:

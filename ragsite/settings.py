@@ -193,8 +193,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
+# The answering queue's name: "gpu" unless a second pool (or a test's own worker) answers apart.
+GPU_QUEUE = env.str("RAG_GPU_QUEUE", default="gpu")
 CELERY_TASK_ROUTES = {
-    "ingestion.tasks.*": {"queue": "ingest"}, "retrieval.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": "gpu"}
+    "ingestion.tasks.*": {"queue": "ingest"}, "retrieval.tasks.*": {"queue": "ingest"}, "chat.tasks.*": {"queue": GPU_QUEUE}
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -245,14 +247,17 @@ SEARCH_PAGE_NEIGHBOURS = env.float("RAG_SEARCH_PAGE_NEIGHBOURS", default=0.0)
 # chunk's own similarity when ranking; 0 ranks by chunk similarity alone.
 SEARCH_DOCUMENT_WEIGHT = env.float("RAG_SEARCH_DOCUMENT_WEIGHT", default=0.5)
 
-# Answer generation (see llm/generators). The embedded default runs SmolLM2 on the CPU.
+# Answer generation (see llm/generators). The embedded default, extractive, answers with the passages' own
+# sentences, each cited (a laptop CPU answers in well under a second); llamacpp runs the bundled SmolLM2 on
+# the CPU; transformers runs 4-bit Mistral-7B-Instruct on a GPU; openai calls an OpenAI-compatible server.
 # RAG_LLM_BACKEND is one of these names or the dotted path of a generator class.
 LLM_BACKENDS = {
+    "extractive": "llm.generators.extractive.ExtractiveGenerator",
     "transformers": "llm.generators.hf.TransformersGenerator",
     "llamacpp": "llm.generators.llamacpp.LlamaCppGenerator",
     "openai": "llm.generators.openai_compat.OpenAICompatGenerator",
 }
-LLM_BACKEND = env.str("RAG_LLM_BACKEND", default="llamacpp")
+LLM_BACKEND = env.str("RAG_LLM_BACKEND", default="extractive")
 LLM_OPTIONS: dict[str, Any] = env.json("RAG_LLM_OPTIONS", default={})
 LLM_MAX_NEW_TOKENS = env.int("RAG_LLM_MAX_NEW_TOKENS", default=384)
 LLM_TEMPERATURE = env.float("RAG_LLM_TEMPERATURE", default=0.1)
@@ -276,6 +281,18 @@ GROUNDING_SCORERS = {
 GROUNDING_SCORER = env.str("RAG_GROUNDING_SCORER", default="lexical-embedding")
 GROUNDING_THRESHOLD: float | None = env.float("RAG_GROUNDING_THRESHOLD", default=None)
 GROUNDING_OPTIONS: dict[str, Any] = env.json("RAG_GROUNDING_OPTIONS", default={})
+# What a flagged answer gets: "annotate" (the badge and the unsupported sentences marked), "evidence" (also
+# "What the documents say": the extractive answer over the same passages, shown under it), "withhold" (the
+# evidence is shown instead of the flagged answer, and the API's stream holds tokens until grounding is
+# known: for customer-facing bots). RAG_EXTRACTIVE_OPTIONS are the extractive backend's options wherever
+# it is used (as the generator, or for the evidence).
+GROUNDING_POLICIES = ("annotate", "evidence", "withhold")
+GROUNDING_POLICY = env.str("RAG_GROUNDING_POLICY", default="evidence")
+if GROUNDING_POLICY not in GROUNDING_POLICIES:
+    raise ImproperlyConfigured(
+        f"RAG_GROUNDING_POLICY={GROUNDING_POLICY!r}: use one of {', '.join(GROUNDING_POLICIES)}"
+    )
+EXTRACTIVE_OPTIONS: dict[str, Any] = env.json("RAG_EXTRACTIVE_OPTIONS", default={})
 
 # The pluggable parts, one dotted class path and its options per kind, built once per process by
 # ragsite.components. Adding a backend is one file and one value here.
@@ -292,7 +309,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "generator": {
         "class": LLM_BACKENDS.get(LLM_BACKEND, LLM_BACKEND),
         # The transformers worker loads the adapters `manage.py lora_train` saved, unless the options say where.
-        "options": {"adapters_dir": str(LLM_ADAPTERS_DIR), **LLM_OPTIONS} if LLM_BACKEND == "transformers" else LLM_OPTIONS,
+        "options": {"adapters_dir": str(LLM_ADAPTERS_DIR), **LLM_OPTIONS} if LLM_BACKEND == "transformers"
+        else {**EXTRACTIVE_OPTIONS, **LLM_OPTIONS} if LLM_BACKEND == "extractive" else LLM_OPTIONS,
     },
     "scorer": {
         "class": GROUNDING_SCORERS.get(GROUNDING_SCORER, GROUNDING_SCORER),

@@ -25,20 +25,21 @@ sys.path.insert(0, str(ROOT))
 
 
 def gpu_pool() -> list[str]:
-    """One question at a time (solo) or many (threads, batched on the GPU by the transformers backend)."""
+    """The answering queue, and one question at a time (solo) or many (threads, batched on the GPU by the
+    transformers backend)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
     from django.conf import settings
 
     if settings.GPU_POOL == "threads":
-        return ["-P", "threads", "-c", str(settings.GPU_CONCURRENCY)]
-    return ["-P", "solo"]
+        return ["-Q", settings.GPU_QUEUE, "-P", "threads", "-c", str(settings.GPU_CONCURRENCY)]
+    return ["-Q", settings.GPU_QUEUE, "-P", "solo"]
 
 
 def commands(host: str, port: int) -> dict[str, list[str]]:
     celery = [str(BIN / "celery"), "-A", "ragsite", "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     return {
         "worker-ingest": [*celery, "-Q", "ingest", "-P", "prefork", "-c", "1", "-n", "ingest@%h"],
-        "worker-gpu": [*celery, "-Q", "gpu", *gpu_pool(), "-n", "gpu@%h"],
+        "worker-gpu": [*celery, *gpu_pool(), "-n", "gpu@%h"],
         "web": [str(BIN / "uvicorn"), "ragsite.asgi:application", "--host", host, "--port", str(port), "--no-access-log"],
     }
 

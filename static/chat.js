@@ -33,7 +33,12 @@
   function showGrounding(article, payload) {
     const badge = article.querySelector(".grounding");
     const g = payload.grounding;
-    if (g && g.status === "scored") {
+    if (payload.shown === "evidence") {
+      // The score is the withheld answer's: the text shown is the documents' own.
+      badge.className = "grounding flagged";
+      badge.textContent = "Model's answer withheld" + (g && g.score !== null ? " · " + g.score : "");
+      badge.title = "The model's answer was not supported by the documents (or could not be checked)";
+    } else if (g && g.status === "scored") {
       badge.className = "grounding " + (g.flagged ? "flagged" : "grounded");
       badge.textContent = (g.flagged ? "Possibly unsupported" : "Grounded") + " · " + g.score;
       badge.title = "Grounding score " + g.score + " (threshold " + g.threshold + ")";
@@ -49,6 +54,32 @@
     }
   }
 
+  // Under a flagged answer, "What the documents say": the extractive answer over the same passages, its
+  // citations linked like the answer's. When it replaced the answer (withhold), a note says so instead.
+  function showEvidence(article, payload, withheld) {
+    let box = article.querySelector(".evidence");
+    if (!payload.evidence) { if (box) { box.remove(); } return; }
+    if (!box) {
+      box = document.createElement("section");
+      box.className = "evidence";
+      article.querySelector(".answer").after(box);
+    }
+    if (withheld) {
+      const note = document.createElement("p");
+      note.className = "muted withheld-note";
+      note.textContent = "What the documents say: the model's answer was not supported by them, so their own " +
+        "sentences are shown instead.";
+      box.replaceChildren(note);
+      return;
+    }
+    const title = document.createElement("h4");
+    title.textContent = "What the documents say";
+    const body = document.createElement("div");
+    body.className = "evidence-body";
+    body.innerHTML = payload.evidence.html;  // server-rendered like the answer
+    box.replaceChildren(title, body);
+  }
+
   function render(article, payload) {
     article.id = "answer-" + payload.id;
     article.dataset.answer = String(payload.id);
@@ -56,7 +87,11 @@
     article.querySelector(".question").textContent = payload.question;
     const answer = article.querySelector(".answer");
     answer.classList.remove("streaming");
-    answer.querySelector(".answer-body").innerHTML = payload.html;  // server-rendered: escaped Markdown, sanitized
+    const withheld = payload.shown === "evidence" && payload.evidence;
+    // Server-rendered: escaped Markdown, sanitized. Withheld: the documents' own sentences replace the answer.
+    answer.querySelector(".answer-body").innerHTML = withheld ? payload.evidence.html : payload.html;
+    answer.classList.toggle("withheld", Boolean(withheld));
+    showEvidence(article, payload, withheld);
     const old = answer.querySelector("p.error");
     if (old) { old.remove(); }
     if (payload.error) {

@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LEAVE_QUESTION = "How many days of paid annual leave does an employee get?"
 OFF_TOPIC = "What is the melting point of tungsten carbide in kelvin?"
+API_QUEUE = "gpu-api-test"
 ANSWER_WAIT_S = 240  # generous: the worker is shared with other tests on two cores
 
 
@@ -55,8 +56,11 @@ def api_worker(
         pytest.fail("REDIS_URL is not set: run the tests with `make test` (Redis on 127.0.0.1:6379)")
     purge_broker()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        env = worker_env(data_dir, RAG_LLM_MAX_NEW_TOKENS="48")
-    worker = WorkerProcess(env, tmp_path_factory.mktemp("api-worker") / "worker.log", name="api").start()
+        env = worker_env(data_dir, RAG_LLM_BACKEND="llamacpp", RAG_LLM_MAX_NEW_TOKENS="48", RAG_GPU_QUEUE=API_QUEUE)
+    # Its own queue for the served API's questions (the session's worker, if started, answers with the default
+    # backend), and the shared one for those asked in this process.
+    queues = f"ingest,gpu,{API_QUEUE}"
+    worker = WorkerProcess(env, tmp_path_factory.mktemp("api-worker") / "worker.log", queues=queues, name="api").start()
     yield worker
     worker.stop()
 
@@ -71,7 +75,7 @@ def api_server(
     """uvicorn serving the project against the test database (SSE and the async views need ASGI)."""
     port = free_port()
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        env = worker_env(data_dir, RAG_API_ANSWER_TIMEOUT=str(ANSWER_WAIT_S))
+        env = worker_env(data_dir, RAG_API_ANSWER_TIMEOUT=str(ANSWER_WAIT_S), RAG_GPU_QUEUE=API_QUEUE)
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

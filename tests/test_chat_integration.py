@@ -1,4 +1,4 @@
-"""Ask → gpu-queue task in a real worker (bundled SmolLM2 via llama.cpp) → streamed answer with citations."""
+"""Ask → gpu-queue task in a real worker (the default extractive backend) → streamed answer with citations."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def test_ask_streams_a_cited_answer_and_records_it(
     assert answer.status == Answer.Status.DONE and answer.model_called and answer.text
     streamed = "".join(str(data["text"]) for kind, data in events if kind == "token")
     assert streamed.strip() == answer.text
-    assert answer.backend == "llamacpp" and "SmolLM2" in answer.model_name
+    # The default backend answers with the handbook's own sentence, cited.
+    assert answer.backend == "extractive" and "27 days of paid annual leave" in answer.text
+    assert answer.citations and answer.citations[0] == 1 and answer.text.count("[1]") >= 1
     assert answer.prompt_tokens and answer.prompt_tokens > 50
     assert answer.ttft_ms is not None and answer.generation_ms and answer.generation_ms >= answer.ttft_ms
     # The passage with the answer was retrieved and given to the model, numbered, with its page.

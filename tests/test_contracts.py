@@ -76,6 +76,7 @@ def openai_url() -> Iterator[str]:
 
 
 GENERATORS: dict[str, Callable[[pytest.FixtureRequest], Generator]] = {
+    "extractive": lambda request: generator_build(backend="extractive"),
     "llamacpp": lambda request: generator_build(backend="llamacpp", n_ctx=1024),
     "transformers": lambda request: generator_build(
         backend="transformers", model=str(request.getfixturevalue("tiny_mistral_dir")), local_files_only=True

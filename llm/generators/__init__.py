@@ -11,13 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from llm.exceptions import GeneratorUnavailable
-from llm.generators.base import ChatMessage, GenerationParams, Generator, messages_fold_system
-from ragsite.components import ComponentError, component, component_named
+from llm.generators.base import (
+    ChatMessage,
+    Extract,
+    Extractor,
+    GenerationParams,
+    Generator,
+    NumberedPassage,
+    messages_fold_system,
+)
+from ragsite.components import ComponentError, component, component_at, component_named
 
 __all__ = [
     "ChatMessage",
+    "Extract",
+    "Extractor",
     "GenerationParams",
     "Generator",
+    "NumberedPassage",
+    "extractor_get",
     "generator_build",
     "generator_get",
     "messages_fold_system",
@@ -41,3 +53,21 @@ def generator_get() -> Generator:
         return component("generator")  # type: ignore[no-any-return]
     except ComponentError as exc:
         raise GeneratorUnavailable(f"{exc}: check RAG_LLM_BACKEND and RAG_LLM_OPTIONS") from exc
+
+
+def extractor_get() -> Extractor:
+    """This process's extractive generator, for the evidence under a flagged answer: the configured generator
+    when it is the extractive one (one instance, one set of options), else one built beside it."""
+    from django.conf import settings
+
+    path = settings.LLM_BACKENDS["extractive"]
+    try:
+        if settings.COMPONENTS["generator"]["class"] == path:
+            found = component("generator")
+        else:
+            found = component_at(path, **settings.EXTRACTIVE_OPTIONS)
+    except ComponentError as exc:
+        raise GeneratorUnavailable(f"{exc}: check RAG_EXTRACTIVE_OPTIONS") from exc
+    if not isinstance(found, Extractor):
+        raise GeneratorUnavailable(f"{path} cannot extract answers from passages")
+    return found

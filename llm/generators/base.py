@@ -46,7 +46,7 @@ class Generator(Protocol):
 
     @property
     def backend(self) -> str:
-        """'transformers' | 'llamacpp' | 'openai'."""
+        """'transformers' | 'llamacpp' | 'openai' | 'extractive'."""
         ...
 
     @property
@@ -78,6 +78,33 @@ class Generator(Protocol):
         Closing the iterator early stops generation (and frees the model for the next caller).
         """
         ...
+
+
+@dataclass(frozen=True)
+class NumberedPassage:
+    """A passage as a prompt numbers it: [n] and its text."""
+
+    n: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Extract:
+    """An answer made of the passages' own sentences: `text` is `pieces` joined, each piece a sentence
+    or table row followed by its citation [n]; `citations` are the passage numbers in order of use."""
+
+    text: str
+    citations: tuple[int, ...]
+    score: float  # the best sentence's ranking score; under the extractor's threshold `text` is a refusal
+    pieces: tuple[str, ...]
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """A generator that can also answer from numbered passages directly, without a prompt (the evidence
+    shown under a flagged answer is computed over the answer's passage snapshots this way)."""
+
+    def extract(self, *, question: str, passages: Sequence[NumberedPassage]) -> Extract: ...
 
 
 def messages_fold_system(messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
