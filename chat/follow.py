@@ -1,24 +1,28 @@
 """Following an answer while a gpu worker writes it into its row: text as it grows, the final row, then
 its grounding. The browser's stream (chat.views) and the API's (api.streaming) both read it this way.
 
+Between two reads of the row a follower waits on chat.push's waker: the worker's push on the answer's
+Redis channel when Redis is configured (a read at least every RAG_STREAM_PUSH_FALLBACK_S), else a sleep of
+RAG_STREAM_POLL_S. Either way the wait is a coroutine: a stream holds no thread while it waits.
+
 The worker strips the final text, so deltas are taken from the stripped text as it grows: their
 concatenation is then exactly the final answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 
 from chat.models import Answer
+from chat.push import AnswerWaker
 
-POLL_S = 0.1
 # A comment line this often keeps proxies and clients from closing a stream that waits in the queue.
 KEEPALIVE_S = 15.0
 KEEPALIVE_COMMENT = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
@@ -51,14 +55,24 @@ def _delta(answer: Answer, sent: str) -> str:
 
 
 async def answer_follow(
-    *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float = POLL_S
+    *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float | None = None
 ) -> AsyncIterator[Step]:
     """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is settled.
 
     Ends with a "timeout" step when the answer is not final after `timeout_s`. Once it is final,
     grounding gets at most `grounding_wait_s` more seconds (and none for a failed or empty answer,
     which is never scored); without it the follow ends quietly: its grounding can be read later.
+    `poll_s` (default RAG_STREAM_POLL_S) is the interval between reads when no push wakes the follower.
     """
+    async with AnswerWaker(answer_id) as waker:
+        interval = settings.STREAM_PUSH_FALLBACK_S if waker.pushed else (poll_s or settings.STREAM_POLL_S)
+        async for step in _follow(answer_id, timeout_s, grounding_wait_s, waker, interval):
+            yield step
+
+
+async def _follow(
+    answer_id: int, timeout_s: float, grounding_wait_s: float, waker: AnswerWaker, interval: float
+) -> AsyncIterator[Step]:
     deadline = time.monotonic() + timeout_s
     sent = ""
     final = False
@@ -87,4 +101,4 @@ async def answer_follow(
         if now - quiet_since >= KEEPALIVE_S:
             quiet_since = now
             yield Step("ping")
-        await asyncio.sleep(min(poll_s, max(deadline - now, 0.0)))
+        await waker.wait(min(interval, deadline - now, max(quiet_since + KEEPALIVE_S - now, 0.0)))

@@ -167,6 +167,8 @@ PDF_TABLES = env.bool("RAG_PDF_TABLES", default=True)
 
 # Redis, when set, is the broker; otherwise kombu's filesystem transport needs no server at all.
 REDIS_URL = env.str("REDIS_URL", default="")
+# Lets several deployments (or test runs) share one Redis without seeing each other's queues or pushes.
+BROKER_KEYPREFIX = env.str("RAG_BROKER_KEYPREFIX", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
     _broker_dir = DATA_DIR / "broker"
@@ -181,8 +183,7 @@ else:
     # A task not acknowledged within this time is redelivered: it must exceed the longest hard time limit.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("RAG_BROKER_VISIBILITY_TIMEOUT", default=3 * 3600),
-        # Lets several deployments (or test runs) share one Redis without seeing each other's queues.
-        "global_keyprefix": env.str("RAG_BROKER_KEYPREFIX", default=""),
+        "global_keyprefix": BROKER_KEYPREFIX,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -205,6 +206,11 @@ INGEST_TIME_LIMIT = env.int("RAG_INGEST_TIME_LIMIT", default=3900)
 # MAX_INGEST_ATTEMPTS) by `manage.py requeue_stalled` and the documents page; PROCESSING waits a full
 # hard time limit longer, since a live task may sit in one long stage (OCR) without writing progress.
 STALLED_AFTER_SECONDS = env.int("RAG_STALLED_AFTER_SECONDS", default=900)
+# Answer streams (browser SSE and API): with Redis, the worker's push on the answer's channel wakes them and
+# the row is read anyway every RAG_STREAM_PUSH_FALLBACK_S (a push lost is a delay, not a hang); without
+# Redis they read the row every RAG_STREAM_POLL_S.
+STREAM_POLL_S = env.float("RAG_STREAM_POLL_S", default=0.1)
+STREAM_PUSH_FALLBACK_S = env.float("RAG_STREAM_PUSH_FALLBACK_S", default=2.0)
 GPU_SOFT_TIME_LIMIT = env.int("RAG_GPU_SOFT_TIME_LIMIT", default=300)
 GPU_TIME_LIMIT = env.int("RAG_GPU_TIME_LIMIT", default=330)
 
