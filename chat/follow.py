@@ -3,7 +3,10 @@ its grounding. The browser's stream (chat.views) and the API's (api.streaming) b
 
 Between two reads of the row a follower waits on chat.push's waker: the worker's push on the answer's
 Redis channel when Redis is configured (a read at least every RAG_STREAM_PUSH_FALLBACK_S), else a sleep of
-RAG_STREAM_POLL_S. Either way the wait is a coroutine: a stream holds no thread while it waits.
+RAG_STREAM_POLL_S. Either way the wait is a coroutine, and an open stream holds no thread: Django's ASGI
+handler keeps one thread per request for its synchronous calls (middleware, the async ORM) until the
+request ends, a stream's whole life, so a stream hands it back once its response has left the middleware
+(`stream_thread_release`) and its reads then borrow a thread of the shared pool (`db_call`) for each read.
 
 The worker strips the final text, so deltas are taken from the stripped text as it grows: their
 concatenation is then exactly the final answer.
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import StreamingHttpResponse
 
 from chat.models import Answer
@@ -27,6 +33,46 @@ from chat.push import AnswerWaker
 KEEPALIVE_S = 15.0
 KEEPALIVE_COMMENT = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 _FINAL = (Answer.Status.DONE, Answer.Status.FAILED)
+# True once this request's thread is handed back: its synchronous calls then go to the shared pool.
+_POOLED: ContextVar[bool] = ContextVar("stream_pooled", default=False)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def stream_thread_release() -> None:
+    """Hand back the thread Django's ASGI handler holds for this request (no-op outside one, as in tests).
+
+    Called when the stream starts: the view and the middleware have run, and nothing of the request waits
+    on that thread any more. A call to a synchronous function after it would start a new thread for the
+    request, so streams make them through `db_call`.
+    """
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None or getattr(context, "_executor", None) is not None:  # a caller-owned executor stays
+        return
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)
+    _POOLED.set(True)
+
+
+def _fresh(fn: Callable[P, R]) -> Callable[P, R]:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        close_old_connections()  # a pool thread's connection: dropped past CONN_MAX_AGE or broken, as a request's
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` run off the event loop: on a thread of the shared pool once the stream released its own thread;
+    else as sync_to_async does (on the request's thread, or the caller's in tests, which see its transaction)."""
+    if _POOLED.get():
+        return sync_to_async(_fresh(fn), thread_sensitive=False)
+    return sync_to_async(fn)
+
+
+def _answer_read(answer_id: int) -> Answer:
+    return Answer.objects.get(id=answer_id)
 
 
 @dataclass(frozen=True)
@@ -42,8 +88,15 @@ def sse(event: str | None, data: object) -> str:
     return f"{head}data: {json.dumps(data, default=str)}\n\n"
 
 
+async def _released(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    stream_thread_release()
+    async for event in events:
+        yield event
+
+
 def sse_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    """An SSE response whose stream holds no thread of its own while it is open (see the module's doc)."""
+    response = StreamingHttpResponse(_released(events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
     return response
@@ -78,7 +131,7 @@ async def _follow(
     final = False
     quiet_since = time.monotonic()
     while True:
-        answer = await Answer.objects.aget(id=answer_id)
+        answer = await db_call(_answer_read)(answer_id)
         if answer.status != Answer.Status.PENDING and (delta := _delta(answer, sent)):
             sent += delta
             quiet_since = time.monotonic()
