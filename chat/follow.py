@@ -118,13 +118,14 @@ async def answer_follow(
     `poll_s` (default RAG_STREAM_POLL_S) is the interval between reads when no push wakes the follower.
     """
     async with AnswerWaker(answer_id) as waker:
-        interval = settings.STREAM_PUSH_FALLBACK_S if waker.pushed else (poll_s or settings.STREAM_POLL_S)
-        async for step in _follow(answer_id, timeout_s, grounding_wait_s, waker, interval):
+        async for step in _follow(
+            answer_id, timeout_s, grounding_wait_s, waker, poll_s or settings.STREAM_POLL_S
+        ):
             yield step
 
 
 async def _follow(
-    answer_id: int, timeout_s: float, grounding_wait_s: float, waker: AnswerWaker, interval: float
+    answer_id: int, timeout_s: float, grounding_wait_s: float, waker: AnswerWaker, poll_s: float
 ) -> AsyncIterator[Step]:
     deadline = time.monotonic() + timeout_s
     sent = ""
@@ -154,4 +155,6 @@ async def _follow(
         if now - quiet_since >= KEEPALIVE_S:
             quiet_since = now
             yield Step("ping")
+        # Pushed: the fallback read; polling (no Redis, or its subscription lost): the poll interval.
+        interval = settings.STREAM_PUSH_FALLBACK_S if waker.pushed else poll_s
         await waker.wait(min(interval, deadline - now, max(quiet_since + KEEPALIVE_S - now, 0.0)))

@@ -3,8 +3,9 @@
 The gpu worker publishes whenever it writes the answer's row (text flushed, answer final, grounding
 settled); a stream (chat.follow) subscribes before its first read and re-reads the row when woken. The
 message carries no text: the database stays the one source of truth, and a lost message (pub/sub is
-fire-and-forget) only delays a stream until its next fallback read. Without Redis (the embedded default)
-nothing is published and streams poll the database.
+fire-and-forget) only delays a stream until its next fallback read. Each open stream holds one Redis
+connection (a socket, no thread) while it is open. Without Redis (the embedded default) nothing is published
+and streams poll the database.
 """
 
 from __future__ import annotations
