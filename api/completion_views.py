@@ -19,6 +19,7 @@ from api.completions import (
 )
 from api.streaming import answer_wait
 from api.views import caller_of, errors, event_stream
+from chat.follow import db_call
 from chat.models import Answer
 from chat.records import answer_view
 
@@ -45,7 +46,7 @@ SSE_200 = {
 
 
 async def _extras(answer: Answer) -> dict[str, object]:
-    return await sync_to_async(lambda: completion_extras(answer_view(answer)))()
+    return await db_call(lambda: completion_extras(answer_view(answer)))()
 
 
 def _completion(answer: Answer, model: str) -> ChatCompletionOut:

@@ -11,13 +11,11 @@ from django.conf import settings
 
 from api.exceptions import AnswerTimeout, ApiError
 from chat import follow
-from chat.follow import KEEPALIVE_COMMENT, POLL_S, Step, shown_steps, sse
+from chat.follow import KEEPALIVE_COMMENT, Step, shown_steps, sse
 from chat.models import Answer
 from ragsite.errors import error_status
 
 logger = logging.getLogger(__name__)
-
-WAIT_POLL_S = 0.25
 
 
 def answer_timeout(answer_id: int, timeout_s: float) -> AnswerTimeout:
@@ -28,10 +26,10 @@ def answer_timeout(answer_id: int, timeout_s: float) -> AnswerTimeout:
     )
 
 
-async def answer_follow(*, answer_id: int, timeout_s: float, poll_s: float = POLL_S) -> AsyncIterator[Step]:
+async def answer_follow(*, answer_id: int, timeout_s: float) -> AsyncIterator[Step]:
     """chat.follow.answer_follow with RAG_API_GROUNDING_WAIT; raises AnswerTimeout when not final in time."""
     async for step in follow.answer_follow(
-        answer_id=answer_id, timeout_s=timeout_s, grounding_wait_s=settings.API_GROUNDING_WAIT, poll_s=poll_s
+        answer_id=answer_id, timeout_s=timeout_s, grounding_wait_s=settings.API_GROUNDING_WAIT
     ):
         if step.kind == "timeout":
             raise answer_timeout(answer_id, timeout_s)
@@ -41,7 +39,7 @@ async def answer_follow(*, answer_id: int, timeout_s: float, poll_s: float = POL
 async def answer_wait(*, answer_id: int, timeout_s: float) -> Answer:
     """The final row (with grounding when it comes in time); AnswerTimeout when it is not final in time."""
     last: Answer | None = None
-    async for step in answer_follow(answer_id=answer_id, timeout_s=timeout_s, poll_s=WAIT_POLL_S):
+    async for step in answer_follow(answer_id=answer_id, timeout_s=timeout_s):
         last = step.answer or last
     assert last is not None  # answer_follow either yields a final row or raises
     return last

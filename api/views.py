@@ -30,7 +30,7 @@ from api.schemas import (
     collection_out,
 )
 from api.streaming import answer_wait, ask_events
-from chat.follow import sse_response
+from chat.follow import db_call, sse_response
 from chat.models import Answer, Conversation
 from chat.records import answer_view
 from chat.services import answer_feedback_set
@@ -55,7 +55,7 @@ def answer_model(answer: Answer) -> AnswerOut:
 
 
 async def answer_json(answer: Answer) -> dict[str, object]:
-    return (await sync_to_async(answer_model)(answer)).model_dump(mode="json")
+    return (await db_call(answer_model)(answer)).model_dump(mode="json")
 
 
 def event_stream(events: AsyncIterator[str], *, answer_id: int) -> StreamingHttpResponse:

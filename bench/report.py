@@ -53,6 +53,27 @@ def _ingestion(f: dict[str, Any]) -> list[str]:
     if b["files_failed"] or o["files_failed"]:
         out += [f"Failed, ours: {o['files_failed'] or 'none'}; baseline: {b['files_failed'] or 'none'}.", ""]
     out += [f"**pages/s ratio ours/baseline: {_fmt(ing['pages_per_s_ratio'])}**", ""]
+    return out + _embedder(ing.get("embedder"))
+
+
+def _embedder(e: dict[str, Any] | None) -> list[str]:
+    out = ["### The embedder alone, on the chunks of this run", ""]
+    s = _status(e) if e is not None else None
+    if e is None or s:
+        return out + [s or "_Not run._", ""]
+    peak = e["matmul_peak"]
+    out += [f"{e['chunks']} chunks, {e['tokens']} tokens (mean {e['mean_tokens']}), embedded again after the ingestion by "
+            f"our variant ({e['variant']}) and by float32, batches of the configured size sorted by length. Matmul peak "
+            f"measured here (torch, {peak['threads']} threads, the feed-forward's shape): float32 {peak['fp32_gflops']} "
+            f"GFLOP/s, bfloat16 {peak['bf16_gflops']} GFLOP/s; {e['flops_per_token']} FLOP per token.", ""]
+    keys = ["seconds", "tokens_per_s", "gflops", "share_of_matmul_peak"]
+    out += _table(["embedder", *keys], [[n, *[e[n][k] for k in keys]] for n in ("ours", "float32")])
+    c, pad = e["cosine_to_float32"], e["padding"]
+    out += [f"**speed-up over float32: {_fmt(e['speedup_over_float32'])}; cosine to float32 over every chunk: min "
+            f"{c['min']}, mean {c['mean']}, {c['below_0_999']} below 0.999**; re-embedding reproduces the stored vectors "
+            f"(min cosine {e['stored_vs_reembedded_min_cosine']}). Padding, share of the tokens computed: "
+            f"{pad['wasted_share_token_sorted']} with batches sorted by tokens (ours), {pad['wasted_share_char_sorted']} "
+            f"sorted by characters, {pad['wasted_share_file_order']} in file order.", ""]
     return out
 
 
@@ -72,6 +93,12 @@ def _quality(f: dict[str, Any]) -> list[str]:
             rows.append([f"{name} ({subset})", m.get("recall@5"), m.get("recall@10"), m.get("hit@5"), m.get("mrr")])
     out += _table(["system (questions)", "recall@5", "recall@10", "hit@5", "MRR"], rows)
     out += [f"'opened_by_all': the {sec['questions_all_systems_opened']} questions whose files every system could open.", ""]
+    f32 = sec.get("ours_float32")
+    if f32:
+        m = f32["all"]
+        out += [f"Our pipeline with the float32 model's vectors (a copy of our collection re-embedded by float32, float32 "
+                f"queries): recall@5 {m.get('recall@5')}, hit@5 {m.get('hit@5')}, MRR {m.get('mrr')}; **ours minus float32, "
+                f"points: {f32['ours_minus_float32_points']}**.", ""]
     if "search_ms" in q:
         out += [f"End-to-end search on this collection (query embedding + index + rows), ms: {q['search_ms']}.", ""]
     p = q["policyqa"]
@@ -179,11 +206,37 @@ def _api(f: dict[str, Any]) -> list[str]:
     if a is None or s:
         return out + [s or "_Not run._", ""]
     rows = []
-    for n, v in a["clients"].items():
-        rows.append([n, v["ok"], v["request"]["p50_ms"], v["overhead_incl_queue"]["p50_ms"], v["overhead_incl_queue"]["p99_ms"],
-                     v["overhead_excl_queue"]["p50_ms"], v["overhead_excl_queue"]["p99_ms"], _get(v, "grounding", "p50_ms")])
-    out += [f"One in-process gpu worker; answers capped at {a['max_new_tokens']} new tokens.", ""]
-    out += _table(["clients", "ok", "request p50 ms", "overhead p50 (incl. queue)", "p99", "overhead p50 (excl. queue)", "p99", "of which grounding p50"], rows)
+    for mode, label in (("clients", "polled"), ("push", "pushed (Redis)")):
+        for n, v in (a.get(mode) or {}).items():
+            if not isinstance(v, dict):
+                continue
+            rows.append([f"{n} ({label})", v["ok"], v["request"]["p50_ms"], v["overhead_incl_queue"]["p50_ms"],
+                         v["overhead_excl_queue"]["p50_ms"], v["overhead_excl_queue"]["p99_ms"], _get(v, "grounding", "p50_ms"),
+                         _get(v, "web_only", "p50_ms"), _get(v, "web_only", "p99_ms")])
+    out += [f"One in-process gpu worker; answers capped at {a['max_new_tokens']} new tokens. 'Excl. queue' still holds the "
+            "worker's retrieval and grounding; 'web only' leaves the worker's whole turn out (request to queued, plus the "
+            "worker's last write to the response). In process, the test client gives requests no thread of their own, "
+            "so beyond 1 client 'web only' also holds the wait behind the other requests' synchronous parts.", ""]
+    out += _table(["clients", "ok", "request p50 ms", "overhead p50 (incl. queue)", "overhead p50 (excl. queue)", "p99",
+                   "of which grounding p50", "web only p50", "p99"], rows)
+    if isinstance(a.get("push"), dict) and a["push"].get("skipped"):
+        out += [f"_Pushed: {a['push']['skipped']}._", ""]
+    return out
+
+
+def _streams(f: dict[str, Any]) -> list[str]:
+    out = ["## 7. Concurrent browser answer streams on one web process (uvicorn)", ""]
+    st = f.get("streams")
+    s = _status(st) if st is not None else None
+    if st is None or s:
+        return out + [s or "_Not run._", ""]
+    out += [f"Streams opened at once and held {st['idle_s']} s while their answers wait, then all answers written at once "
+            f"({st['pieces']} flushes each, by the worker's own functions, no LLM): the web process's cost per stream.", ""]
+    keys = ["streams", "complete", "server_5xx", "rss_mb_before", "rss_mb_peak", "rss_kb_per_stream", "threads_before",
+            "threads_peak", "threads_while_open", "cpu_share_idle_waiting", "cpu_share_overall", "done_delivery_ms"]
+    modes = [m for m in ("poll", "push") if isinstance(st.get(m), dict) and "streams" in st[m]]
+    out += _table(["", *[{"poll": "polled (embedded default)", "push": "pushed (Redis)"}[m] for m in modes]],
+                  [[k, *[st[m].get(k) for m in modes]] for k in keys])
     return out
 
 
@@ -247,6 +300,12 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
     out.append(("ingestion pages/s >= 1.5x baseline, table detection included", check(None if ratio is None else ratio >= 1.5), ratio))
     failed = _get(f, "ingestion", "ours", "files_failed")
     out.append(("all PDFs ingested by ours", check(None if failed is None else not failed), failed))
+    cosine = _get(f, "ingestion", "embedder", "cosine_to_float32", "min")
+    out.append(("embedder cosine >= 0.999 to float32 for every chunk (min)", check(None if cosine is None else cosine >= 0.999),
+                None if cosine is None else f"{cosine:.5f}"))
+    points = _get(f, "quality", "sec_10q", "ours_float32", "ours_minus_float32_points")
+    out.append(("10-Q hit@5 and MRR within 1 point of float32 vectors",
+                check(None if points is None else all(abs(v) <= 1 for v in points.values())), points))
     share = _get(f, "ingestion", "ours", "embed_share")
     out.append(("embedding >= 80% of our ingestion time", check(None if share is None else share >= 0.8), share))
     o5, b5 = _get(f, "quality", "sec_10q", "ours", "all", "recall@5"), _get(f, "quality", "sec_10q", "baseline", "all", "recall@5")
@@ -269,6 +328,14 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, Any]]:
                 check(None if p50 is None or recall is None else p50 < 5 and recall >= 0.95), [p50, recall]))
     flat = _get(f, "latency", "sizes", "100000", "ours_flat", "p50_ms")
     out.append(("  for comparison, exact search (RAG_FAISS_INDEX_FACTORY=Flat) < 5 ms", check(None if flat is None else flat < 5), flat))
+    for mode in ("clients", "push"):
+        web = _get(f, "api", mode, "10", "overhead_excl_queue", "p50_ms")
+        label = "polled" if mode == "clients" else "pushed"
+        out.append((f"API overhead excl. queue p50 < 50 ms at 10 clients ({label})", check(None if web is None else web < 50), web))
+    for mode in ("poll", "push"):
+        run = _get(f, "streams", mode) or {}
+        ok = None if "streams" not in run else run["complete"] == run["streams"] and run["server_5xx"] == 0
+        out.append((f"every concurrent stream complete, no 5xx ({mode})", check(ok), [run.get("complete"), run.get("streams")]))
     tps = _get(f, "generation", "tokens_per_s_ratio")
     out.append(("service tokens/s >= 90% of raw llama.cpp", check(None if tps is None else tps >= 0.9), tps))
     span = _get(f, "answers", "policyqa", "gold_span_share") or {}
@@ -301,6 +368,6 @@ def report_render(f: dict[str, Any]) -> str:
         "## Targets", "",
     ]
     out += _table(["target", "status", "figure"], [list(t) for t in targets(f)])
-    for part in (_ingestion, _quality, _financebench, _latency, _generation, _api, _pages, _answers):
+    for part in (_ingestion, _quality, _financebench, _latency, _generation, _api, _streams, _pages, _answers):
         out += part(f)
     return "\n".join(out).rstrip() + "\n"

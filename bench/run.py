@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import ROOT, SEC_DIR, Skipped, median, percentile
 
-BENCHES = ("ingestion", "quality", "financebench", "latency", "generation", "api", "pages", "answers")
+BENCHES = ("ingestion", "quality", "financebench", "latency", "generation", "api", "streams", "pages", "answers")
 OUT = ROOT / "bench" / "out"
 GPU_DIR = ROOT / "bench" / "gpu"
 
@@ -39,6 +39,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-publish", action="store_true", help="write bench/out/ only, not bench/REPORT.md")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other sections of bench/out/figures.json (a long run done in parts)")
+    parser.add_argument("--api-clients", nargs="+", type=int, help="concurrent API clients (default 1 10 50; --quick: 1 10)")
+    parser.add_argument("--streams", type=int, help="concurrent browser streams (default 200; --quick: 50)")
+    parser.add_argument("--redis", default="",
+                        help="a Redis URL (e.g. redis://127.0.0.1:6379/15): the api and streams sections also run with "
+                             "answers pushed through its pub/sub, beside the embedded default's polling")
     parser.add_argument("--gpu-figures", nargs="+", type=Path, default=sorted(GPU_DIR.glob("*.json")),
                         help="figures of `python -m bench.generation --gpu` runs to report where this machine has no CUDA "
                              "(default: the committed bench/gpu/*.json)")
@@ -85,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         held: dict[str, Any] = {}
 
         def ingest() -> dict[str, Any]:
+            from bench.embedder import embedder_bench
+
             found, held["ours"], held["baseline"] = ingestion_bench(pdfs=pdfs, log=log)
+            found["embedder"], held["float32"] = embedder_bench(collection_id=held["ours"].collection.id, log=log)
             return found
 
         _section(figures, "ingestion", ingest)
         ours, baseline = held.get("ours"), held.get("baseline")
     if "quality" in wanted and ours is not None and baseline is not None:
-        _section(figures, "quality", lambda: _quality(ours, baseline, pdfs, quick))
+        _section(figures, "quality", lambda: _quality(ours, baseline, pdfs, quick, held.get("float32")))
     if "financebench" in wanted:
         from bench.django_env import django_setup
         from bench.financebench import financebench_bench
@@ -111,11 +119,19 @@ def main(argv: list[str] | None = None) -> int:
 
         _section(figures, "generation", lambda: llamacpp_bench(reps=3 if quick else 7, max_tokens=128, log=log))
         _section(figures, "generation_gpu", lambda: _gpu(args.gpu_figures, transformers_4bit_bench))
+    if "streams" in wanted:
+        from bench.django_env import django_setup
+        from bench.streams import streams_bench
+
+        django_setup()
+        _section(figures, "streams", lambda: streams_bench(n=args.streams or (50 if quick else 200), redis_url=args.redis, log=log))
     if "api" in wanted and ours is not None:
         from bench.api_overhead import api_overhead_bench
 
         _section(figures, "api", lambda: api_overhead_bench(
-            collection_id=ours.collection.id, clients=[1, 10] if quick else [1, 10, 50], max_new_tokens=16 if quick else 64, log=log))
+            collection_id=ours.collection.id, clients=args.api_clients or ([1, 10] if quick else [1, 10, 50]),
+            max_new_tokens=16 if quick else 64,
+            redis_url=args.redis, log=log))
     if "pages" in wanted:
         from bench.django_env import django_setup
         from bench.pages import pages_bench
@@ -161,7 +177,18 @@ def _gpu(files: list[Path], bench: Callable[..., dict[str, Any]]) -> dict[str, A
         return {"runs": runs, "note": f"{exc}; figures recorded on a GPU machine"}
 
 
-def _quality(ours: Any, baseline: Any, pdfs: list[Path], quick: bool) -> dict[str, Any]:
+def _float32_quality(collection_id: int, questions: list[tuple[str, set[str]]], ours: dict[str, Any]) -> dict[str, Any]:
+    """10-Q scores of the float32 copy of our collection (float32 queries), and ours minus it in points."""
+    from bench.embedder import CollectionSearcher, float32_queries
+    from bench.quality import sec_quality
+
+    with float32_queries():
+        scores = sec_quality(systems={"float32": CollectionSearcher(collection_id)}, questions=questions, excluded={})
+    mine, theirs = ours["all"], scores["float32"]["all"]
+    return {**scores["float32"], "ours_minus_float32_points": {k: round(100 * (mine[k] - theirs[k]), 2) for k in ("hit@5", "mrr")}}
+
+
+def _quality(ours: Any, baseline: Any, pdfs: list[Path], quick: bool, float32_id: int | None = None) -> dict[str, Any]:
     from bench.quality import policyqa_quality, sec_quality, sec_questions
 
     questions = sec_questions(files=[p.name for p in pdfs], limit=40 if quick else None)
@@ -170,6 +197,8 @@ def _quality(ours: Any, baseline: Any, pdfs: list[Path], quick: bool) -> dict[st
         "baseline": {f.split(":")[0] for f in baseline.run.failed},
     }
     result: dict[str, Any] = {"sec_10q": sec_quality(systems={"ours": ours, "baseline": baseline}, questions=questions, excluded=failed)}
+    if float32_id is not None:  # our pipeline with the float32 model's vectors: what our variant costs in quality
+        result["sec_10q"]["ours_float32"] = _float32_quality(float32_id, questions, result["sec_10q"]["ours"])
     log(f"  10-Q: {result['sec_10q']}")
     # End-to-end search latency on the real collection (query embedding + FAISS + DB rows).
     for name, system in (("ours", ours), ("baseline", baseline)):

@@ -1,6 +1,13 @@
 """Following an answer while a gpu worker writes it into its row: text as it grows, the final row, then
 its grounding. The browser's stream (chat.views) and the API's (api.streaming) both read it this way.
 
+Between two reads of the row a follower waits on chat.push's waker: the worker's push on the answer's
+Redis channel when Redis is configured (a read at least every RAG_STREAM_PUSH_FALLBACK_S), else a sleep of
+RAG_STREAM_POLL_S. Either way the wait is a coroutine, and an open stream holds no thread: Django's ASGI
+handler keeps one thread per request for its synchronous calls (middleware, the async ORM) until the
+request ends, a stream's whole life, so a stream hands it back once its response has left the middleware
+(`stream_thread_release`) and its reads then borrow a thread of the shared pool (`db_call`) for each read.
+
 The worker strips the final text, so deltas are taken from the stripped text as it grows: their
 concatenation is then exactly the final answer. Under RAG_GROUNDING_POLICY=withhold (`shown_steps`) no
 token leaves before grounding is known: the answer may yet be replaced by its evidence.
@@ -8,23 +15,71 @@ token leaves before grounding is known: the answer may yet be replaced by its ev
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.http import StreamingHttpResponse
 
 from chat.models import Answer
+from chat.push import AnswerWaker
 
-POLL_S = 0.1
 # A comment line this often keeps proxies and clients from closing a stream that waits in the queue.
 KEEPALIVE_S = 15.0
 KEEPALIVE_COMMENT = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 _FINAL = (Answer.Status.DONE, Answer.Status.FAILED)
+# True once this request's thread is handed back: its synchronous calls then go to the shared pool.
+_POOLED: ContextVar[bool] = ContextVar("stream_pooled", default=False)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def stream_thread_release() -> None:
+    """Hand back the thread Django's ASGI handler holds for this request (no-op outside one, as in tests).
+
+    Called when the stream starts: the view and the middleware have run, and nothing of the request waits
+    on that thread any more. A call to a synchronous function after it would start a new thread for the
+    request, so streams make them through `db_call`.
+    """
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None or getattr(context, "_executor", None) is not None:  # a caller-owned executor stays
+        return
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)
+    _POOLED.set(True)
+
+
+def _fresh(fn: Callable[P, R]) -> Callable[P, R]:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        # A pool thread's connection is dropped when broken or past CONN_MAX_AGE, as at a request's start; with
+        # CONN_MAX_AGE=0 (SQLite's) it is kept across reads: reconnecting for each read cost more than the read
+        # (200 streams waiting took 0.39 of a core).
+        for connection in connections.all(initialized_only=True):
+            if connection.settings_dict["CONN_MAX_AGE"] == 0:
+                connection.close_at = None
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def db_call(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` run off the event loop: on a thread of the shared pool once the stream released its own thread;
+    else as sync_to_async does (on the request's thread, or the caller's in tests, which see its transaction)."""
+    if _POOLED.get():
+        return sync_to_async(_fresh(fn), thread_sensitive=False)
+    return sync_to_async(fn)
+
+
+def _answer_read(answer_id: int) -> Answer:
+    return Answer.objects.get(id=answer_id)
 
 
 @dataclass(frozen=True)
@@ -40,8 +95,15 @@ def sse(event: str | None, data: object) -> str:
     return f"{head}data: {json.dumps(data, default=str)}\n\n"
 
 
+async def _released(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    stream_thread_release()
+    async for event in events:
+        yield event
+
+
 def sse_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    """An SSE response whose stream holds no thread of its own while it is open (see the module's doc)."""
+    response = StreamingHttpResponse(_released(events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
     return response
@@ -53,20 +115,31 @@ def _delta(answer: Answer, sent: str) -> str:
 
 
 async def answer_follow(
-    *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float = POLL_S
+    *, answer_id: int, timeout_s: float, grounding_wait_s: float, poll_s: float | None = None
 ) -> AsyncIterator[Step]:
     """Deltas of text, the final row once (DONE or FAILED), then the row again once grounding is settled.
 
     Ends with a "timeout" step when the answer is not final after `timeout_s`. Once it is final,
     grounding gets at most `grounding_wait_s` more seconds (and none for a failed or empty answer,
     which is never scored); without it the follow ends quietly: its grounding can be read later.
+    `poll_s` (default RAG_STREAM_POLL_S) is the interval between reads when no push wakes the follower.
     """
+    async with AnswerWaker(answer_id) as waker:
+        async for step in _follow(
+            answer_id, timeout_s, grounding_wait_s, waker, poll_s or settings.STREAM_POLL_S
+        ):
+            yield step
+
+
+async def _follow(
+    answer_id: int, timeout_s: float, grounding_wait_s: float, waker: AnswerWaker, poll_s: float
+) -> AsyncIterator[Step]:
     deadline = time.monotonic() + timeout_s
     sent = ""
     final = False
     quiet_since = time.monotonic()
     while True:
-        answer = await Answer.objects.aget(id=answer_id)
+        answer = await db_call(_answer_read)(answer_id)
         if answer.status != Answer.Status.PENDING and (delta := _delta(answer, sent)):
             sent += delta
             quiet_since = time.monotonic()
@@ -89,7 +162,9 @@ async def answer_follow(
         if now - quiet_since >= KEEPALIVE_S:
             quiet_since = now
             yield Step("ping")
-        await asyncio.sleep(min(poll_s, max(deadline - now, 0.0)))
+        # Pushed: the fallback read; polling (no Redis, or its subscription lost): the poll interval.
+        interval = settings.STREAM_PUSH_FALLBACK_S if waker.pushed else poll_s
+        await waker.wait(min(interval, deadline - now, max(quiet_since + KEEPALIVE_S - now, 0.0)))
 
 
 def tokens_held() -> bool:

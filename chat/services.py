@@ -23,6 +23,7 @@ from audit.services import Actor, audit_record
 from chat.evidence import evidence_for, evidence_unchecked
 from chat.exceptions import AccessDenied, ConversationNotFound, QuestionInvalid
 from chat.models import Answer, Conversation, PassageRecord
+from chat.push import answer_push
 from chat.records import FEEDBACK_VALUES, Feedback
 from ingestion.access import collections_readable
 from ingestion.locate import PassageLocation, passage_locate
@@ -48,7 +49,7 @@ M = TypeVar("M", bound=models.Model)
 
 MAX_QUESTION_CHARS = 4000
 HISTORY_TURNS = 3
-# How often streamed text is written to the database for readers (SSE views) to pick up.
+# How often streamed text is written to the database (and pushed, with Redis) for readers (SSE views) to pick up.
 FLUSH_SECONDS = 0.1
 
 
@@ -189,6 +190,7 @@ class _Flusher:
         if now - self._last >= FLUSH_SECONDS:
             self._last = now
             Answer.objects.filter(id=self.answer_id).update(text="".join(self.parts))
+            answer_push(answer_id=self.answer_id)
 
     @property
     def text(self) -> str:
@@ -314,6 +316,7 @@ def answer_generate(*, answer_id: int, top_k: int | None = None) -> Answer:
 
 def _finish(answer_id: int, fields: dict[str, object]) -> Answer:
     Answer.objects.filter(id=answer_id).update(status=Answer.Status.DONE, finished_at=timezone.now(), **fields)
+    answer_push(answer_id=answer_id)
     answer = Answer.objects.get(id=answer_id)
     log_event(
         logger, "answer_generated", answer=answer.id, backend=answer.backend, adapter=answer.adapter or "base",
@@ -327,6 +330,7 @@ def _finish(answer_id: int, fields: dict[str, object]) -> Answer:
 
 def answer_fail(*, answer_id: int, message: str) -> None:
     Answer.objects.filter(id=answer_id).update(status=Answer.Status.FAILED, error=message, finished_at=timezone.now())
+    answer_push(answer_id=answer_id)
     log_event(logger, "answer_failed", level=logging.WARNING, answer=answer_id)
 
 
@@ -356,6 +360,7 @@ def answer_ground(*, answer_id: int) -> Answer:
         grounding_threshold=result.threshold, grounding_scorer=result.scorer, grounding_version=result.version,
         grounding_spans=spans if scored else [], grounding_ms=ms, **evidence.fields(),
     )
+    answer_push(answer_id=answer_id)
     log_event(
         logger, "answer_grounded", answer=answer_id, collection=answer.conversation.collection_id,
         backend=answer.backend, status=result.status, score=round(result.score, 4) if scored else None,
@@ -376,4 +381,5 @@ def answer_ground_fail(*, answer_id: int, reason: str) -> None:
     Answer.objects.filter(id=answer_id, grounding_status=Answer.Grounding.PENDING).update(
         grounding_status=Answer.Grounding.FAILED, **evidence.fields()
     )
+    answer_push(answer_id=answer_id)
     log_event(logger, "answer_grounding_failed", level=logging.WARNING, answer=answer_id, reason=reason)

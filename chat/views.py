@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.services import actor_of_request
 from chat import services
 from chat.exceptions import AccessDenied, RequestInvalid, SignInRequired
-from chat.follow import KEEPALIVE_COMMENT, answer_follow, shown_steps, sse, sse_response
+from chat.follow import KEEPALIVE_COMMENT, answer_follow, db_call, shown_steps, sse, sse_response
 from chat.records import FEEDBACK_VALUES, AnswerView, answer_view
 from chat.rendering import answer_html
 from chat.viewer import source_viewer
@@ -140,7 +140,7 @@ async def _answer_events(answer_id: int) -> AsyncIterator[str]:
         elif step.kind == "timeout":
             yield sse("error", {"message": "The answer is taking too long; the workers may be busy: ask again later"})
         elif step.answer is not None:
-            yield sse(step.kind, await sync_to_async(lambda a: answer_payload(answer_view(a)))(step.answer))
+            yield sse(step.kind, await db_call(lambda a: answer_payload(answer_view(a)))(step.answer))
 
 
 @json_errors

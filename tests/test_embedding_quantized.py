@@ -1,5 +1,6 @@
-"""The int8 embedder (RAG_EMBED_QUANTIZE): close to float32, named apart from it, chosen by the setting,
-and documents embedded by another variant found and re-queued. Real bundled model, real database."""
+"""The embedder's variants (RAG_EMBED_QUANTIZE): bf16 (the default) gives the float32 model's vectors on real
+10-Q chunks, int8 stays close to them; each is named apart, chosen by the setting, and documents embedded by
+another variant are found and re-queued. Real bundled model, real database."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.files import File
 
+from ingestion.chunking import chunks_split
 from ingestion.embedding import SentenceTransformerEmbedder, embedder_get
 from ingestion.exceptions import EmbedderUnavailable
 from ingestion.models import Collection, Document
 from ingestion.services import document_ingest, documents_reembed_stale
 from tests.components import component_configured
+from tests.conftest import eval_dir
 from tests.pdf_factory import make_text_pdf
 
 PASSAGES = [
@@ -63,15 +67,64 @@ def test_int8_ranks_passages_like_float32(pair: tuple[SentenceTransformerEmbedde
     assert fp32.name == "all-MiniLM-L6-v2" and int8.name == "all-MiniLM-L6-v2+int8"
 
 
+def _tenq_chunks(pages: int = 14) -> list[str]:
+    """Chunks of a real 10-Q's first pages, cut as ingestion cuts them (text from PDFium, our chunker)."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(eval_dir("qa", "docugami-sec-10q", "pdfs") / "2022 Q3 AAPL.pdf")
+    try:
+        texts = [(n + 1, pdf[n].get_textpage().get_text_range()) for n in range(min(pages, len(pdf)))]
+    finally:
+        pdf.close()
+    counter = SentenceTransformerEmbedder(quantize="none")
+    drafts = chunks_split(pages=texts, count_tokens=counter.token_count, chunk_tokens=240, overlap_tokens=24)
+    return [d.text for d in drafts]
+
+
+@pytest.fixture(scope="module")
+def bf16_pair(pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]) -> tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]:
+    return pair[0], SentenceTransformerEmbedder(quantize="bf16")
+
+
+def test_bf16_gives_the_float32_vectors_on_real_10q_chunks(bf16_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]) -> None:
+    """Fails if the bf16 variant drifts from the float32 model on any chunk (the bench checks all 20 filings)."""
+    fp32, bf16 = bf16_pair
+    texts = _tenq_chunks() + PASSAGES
+    assert len(texts) >= 40
+    a, b = fp32.embed(texts), bf16.embed(texts)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    cosine = (a * b).sum(axis=1)
+    assert cosine.min() >= 0.999, (cosine.min(), texts[int(cosine.argmin())][:80])
+    assert cosine.max() < 0.999999  # bf16 matmuls did run: not the float32 model under another name
+
+
+def test_bf16_vector_does_not_depend_on_its_batch(bf16_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]) -> None:
+    """Fails if a chunk's vector changes with its batch neighbours (what kept int8 from being the default)."""
+    _, bf16 = bf16_pair
+    texts = _tenq_chunks(pages=6)
+    together = bf16.embed(texts)
+    alone = np.stack([bf16.embed([t])[0] for t in texts[:6]])
+    assert ((together[:6] * alone).sum(axis=1)).min() >= 0.9995
+
+
 def test_unknown_quantize_value_is_refused_with_the_choices() -> None:
-    with pytest.raises(EmbedderUnavailable, match="RAG_EMBED_QUANTIZE='int4'.*int8, none"):
+    with pytest.raises(EmbedderUnavailable, match="RAG_EMBED_QUANTIZE='int4'.*bf16, int8, none"):
         SentenceTransformerEmbedder(quantize="int4")
 
 
-@pytest.mark.parametrize(("setting", "name"), [("int8", "all-MiniLM-L6-v2+int8"), ("none", "all-MiniLM-L6-v2")])
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [("bf16", "all-MiniLM-L6-v2+bf16"), ("int8", "all-MiniLM-L6-v2+int8"), ("none", "all-MiniLM-L6-v2")],
+)
 def test_setting_chooses_the_variant(setting: str, name: str) -> None:
     with component_configured("embedder", quantize=setting):
         assert embedder_get().name == name
+
+
+def test_bf16_is_the_default() -> None:
+    assert settings.EMBED_QUANTIZE == "bf16"
+    assert embedder_get().name == "all-MiniLM-L6-v2+bf16"
 
 
 @pytest.mark.django_db
