@@ -151,3 +151,15 @@ def test_the_demo_handbook_answers_the_readme_question_with_its_figure(
     found = extractive.extract(question=LEAVE, passages=pages)
     assert "27 days of paid annual leave" in found.pieces[0] and found.pieces[0].rstrip().endswith("[2]")
     assert "24 weeks" not in found.text.split("[2]")[0]
+
+
+def test_a_heading_line_is_not_shown_glued_to_the_sentence_under_it(extractive: ExtractiveGenerator) -> None:
+    """PDF text has headings on lines of their own, without a full stop: the answer is the sentence alone
+    ('Paid leave Every employee...' read as one sentence before), while a wrapped line stays in its sentence."""
+    text = (
+        "Working hours are 37 hours a week.\nPaid leave\nEvery full-time employee receives 27 days of paid annual "
+        "leave per calendar\nyear, plus\nDanish public holidays.\nSick leave\nTell your manager on the first day."
+    )
+    found = extractive.extract(question=LEAVE, passages=[NumberedPassage(1, text)])
+    assert found.pieces[0].startswith("Every full-time employee receives 27 days"), found.pieces
+    assert "plus Danish public holidays." in found.pieces[0] and "Paid leave" not in found.text

@@ -45,6 +45,8 @@ _ROW = " | "
 _LONG_UNIT_CHARS = 500
 _UNIT_WINDOW = 3  # words after a number where the question's unit word may stand
 _WINDOW_CHARS = 300
+_HEADING_WORDS = 6  # a line this short, unpunctuated, between a sentence's end and a capital, is a heading
+_SENTENCE_END = (".", "!", "?", ":", ";", ",")
 MESSAGE_OVERHEAD_TOKENS = 4
 
 
@@ -77,6 +79,20 @@ def _prose_units(text: str) -> list[str]:
     return units
 
 
+def _is_heading(lines: Sequence[str], index: int) -> bool:
+    """A heading line ('Paid leave') of a PDF page's text: short, unpunctuated, after a finished sentence (or
+    first) and before a capitalised line. Shown glued to the next sentence it would read 'Paid leave Every
+    employee...'; a line of a wrapped sentence follows an unfinished one, so it stays in its sentence."""
+    line = lines[index]
+    following = lines[index + 1] if index + 1 < len(lines) else ""
+    previous = next((lines[i] for i in range(index - 1, -1, -1) if lines[i]), "")
+    return (
+        bool(line) and len(line.split()) <= _HEADING_WORDS and not line.endswith(_SENTENCE_END)
+        and (line[0].isupper() or line[0].isdigit()) and following[:1].isupper()
+        and (not previous or previous.endswith((".", "!", "?", ":")))
+    )
+
+
 def units_split(passage: NumberedPassage) -> list[_Unit]:
     """A passage's sentences and table rows, in order; a row of figures keeps its table's heading line."""
     units: list[_Unit] = []
@@ -86,17 +102,22 @@ def units_split(passage: NumberedPassage) -> list[_Unit]:
     def add(text: str, scored: str | None = None) -> None:
         units.append(_Unit(passage.n, len(units), text, scored or text))
 
+    titled = [""]  # the prose heading above, scored with each sentence under it but never shown
+
     def flush() -> None:
         for sentence in _prose_units("\n".join(prose)):
-            add(sentence)
+            add(sentence, f"{titled[0]} {sentence}" if titled[0] else None)
         prose.clear()
 
-    lines = passage.text.splitlines()
+    lines = [" ".join(line.split()) for line in passage.text.splitlines()]
     for index, line in enumerate(lines):
-        line = " ".join(line.split())
         if _ROW not in line:
             heading = ""
-            prose.append(line)
+            if _is_heading(lines, index):
+                flush()
+                titled[0] = line
+            else:
+                prose.append(line)
             continue
         flush()
         labelled = ": " in line.split(_ROW, 1)[1]
