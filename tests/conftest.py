@@ -98,6 +98,16 @@ def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def transformers_worker_env(data_dir: Path, *, model: Path, batching: str, max_new_tokens: int, **extra: str) -> dict[str, str]:
+    """The environment of a gpu worker answering with a local transformers model (the tests' tiny random ones),
+    without the LLM rewrite of follow-up questions (a random model's rewrite is noise)."""
+    options = {"model": str(model), "local_files_only": True, "batching": batching}
+    return worker_env(
+        data_dir, RAG_LLM_BACKEND="transformers", RAG_LLM_OPTIONS=json.dumps(options),
+        RAG_LLM_MAX_NEW_TOKENS=str(max_new_tokens), RAG_ANSWER_REWRITE_WITH_LLM="false", **extra,
+    )
+
+
 class WorkerProcess:
     """A real `celery worker` subprocess; its log is kept for assertions and failure reports."""
 

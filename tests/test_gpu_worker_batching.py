@@ -7,7 +7,6 @@ llama.cpp worker, which consumes `gpu`, cannot take them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from chat.models import Answer, Conversation
 from chat.tasks import generate_answer
 from ingestion.models import Collection, Document
 from ingestion.services import document_upload
-from tests.conftest import HANDBOOK, WorkerProcess, wait_for, worker_env
+from tests.conftest import HANDBOOK, WorkerProcess, transformers_worker_env, wait_for
 from tests.grants import SYSTEM
 from tests.llm_fixtures import tiny_mistral_build
 from tests.pdf_factory import make_text_pdf
@@ -35,15 +34,8 @@ def batching_worker(
     django_db_setup: None, django_db_blocker: Any, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     model = tiny_mistral_build(tmp_path_factory.mktemp("tiny") / "model", window=2048)
-    options = {"model": str(model), "local_files_only": True, "batching": "continuous"}
     with django_db_blocker.unblock():
-        env = worker_env(
-            data_dir,
-            RAG_LLM_BACKEND="transformers",
-            RAG_LLM_OPTIONS=json.dumps(options),
-            RAG_LLM_MAX_NEW_TOKENS="24",
-            RAG_ANSWER_REWRITE_WITH_LLM="false",
-        )
+        env = transformers_worker_env(data_dir, model=model, batching="continuous", max_new_tokens=24)
     log = tmp_path_factory.mktemp("batching-worker") / "worker.log"
     worker = WorkerProcess(env, log, queues=QUEUE, name="batching", pool=("-P", "threads", "-c", str(THREADS)))
     yield worker.start()

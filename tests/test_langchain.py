@@ -35,7 +35,7 @@ from groundrag_langchain import (
 )
 from ingestion.models import Collection
 from retrieval.services import chunks_search, index_sync
-from tests.conftest import HANDBOOK, WorkerProcess, asgi_server_running, worker_env
+from tests.conftest import HANDBOOK, WorkerProcess, asgi_server_running, transformers_worker_env, worker_env
 from tests.corpus import document_embedded
 from tests.grants import SYSTEM
 from tests.llm_fixtures import tiny_mistral_build
@@ -128,12 +128,8 @@ def tiny_worker(
 ) -> Iterator[WorkerProcess]:
     """A gpu worker with the tiny random Mistral: answers in milliseconds; here only their shape matters."""
     model = tiny_mistral_build(tmp_path_factory.mktemp("tiny-lc") / "model", window=2048)
-    options = {"model": str(model), "local_files_only": True, "batching": "off"}
     with django_db_blocker.unblock():
-        env = worker_env(
-            data_dir, RAG_LLM_BACKEND="transformers", RAG_LLM_OPTIONS=json.dumps(options),
-            RAG_LLM_MAX_NEW_TOKENS="16", RAG_ANSWER_REWRITE_WITH_LLM="false",
-        )
+        env = transformers_worker_env(data_dir, model=model, batching="off", max_new_tokens=16)
     worker = WorkerProcess(env, tmp_path_factory.mktemp("lc-worker") / "worker.log", queues="gpu", name="langchain")
     yield worker.start()
     worker.stop()

@@ -25,7 +25,7 @@ from llm.generators import ChatMessage, GenerationParams, generator_build
 from llm.generators.hf_adapters import AdapterGate
 from llm.lora import FeedbackExample, LoraOptions, examples_split, lora_train
 from llm.prompts import PromptPassage
-from tests.conftest import WorkerProcess, wait_for, worker_env
+from tests.conftest import WorkerProcess, transformers_worker_env, wait_for
 from tests.corpus import document_embedded
 from tests.llm_fixtures import tiny_mistral_build
 
@@ -356,12 +356,10 @@ def lora_worker(
     django_db_setup: None, django_db_blocker: Any, data_dir: Path, tiny_model: Path,
     adapters_dir: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
-    options = {"model": str(tiny_model), "local_files_only": True, "batching": "continuous"}
     with django_db_blocker.unblock():
-        env = worker_env(
-            data_dir, RAG_LLM_BACKEND="transformers", RAG_LLM_OPTIONS=json.dumps(options),
-            RAG_LLM_ADAPTERS_DIR=str(adapters_dir[0]), RAG_LLM_MAX_NEW_TOKENS="12",
-            RAG_ANSWER_REWRITE_WITH_LLM="false", RAG_ANSWER_MIN_SCORE="0",
+        env = transformers_worker_env(
+            data_dir, model=tiny_model, batching="continuous", max_new_tokens=12,
+            RAG_LLM_ADAPTERS_DIR=str(adapters_dir[0]), RAG_ANSWER_MIN_SCORE="0",
         )
     log = tmp_path_factory.mktemp("lora-worker") / "worker.log"
     worker = WorkerProcess(env, log, queues=QUEUE, name="lora", pool=("-P", "threads", "-c", "4"))
